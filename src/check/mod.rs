@@ -1,0 +1,269 @@
+//! Check kinds and the outcome model they share.
+//!
+//! Every kind lives in its own file with a validated configuration type and one `run` function.
+//! The scheduler owns the deadline and the common metrics; a kind reports only its verdict and
+//! the facts of its own protocol as [`Measure`]s.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub mod http;
+
+/// The four states a check can be in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Evaluated and met.
+    Pass,
+    /// Evaluated and not met.
+    Fail,
+    /// Could not be evaluated: timeout, refused connection, 401/403, unparseable response.
+    Error,
+    /// Not run yet, or the last result is older than three intervals.
+    Unknown,
+}
+
+impl Status {
+    /// Every status, in the order the metrics list them.
+    pub const ALL: [Status; 4] = [Status::Pass, Status::Fail, Status::Error, Status::Unknown];
+
+    /// The lowercase name used in metrics, JSON and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Error => "error",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Why a check has the status it has. A small fixed set, so it can be a metric label.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Reason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Reason {
+            /// Every reason, for documentation and tests.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+
+            /// The snake_case name used as the `reason` label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// The check passed.
+    Ok => "ok",
+    /// The check has not run yet.
+    NotRun => "not_run",
+    /// The last result is older than three intervals.
+    Stale => "stale",
+    /// No result within the check's timeout.
+    Timeout => "timeout",
+    /// The target refused the connection.
+    ConnectionRefused => "connection_refused",
+    /// The connection failed for another reason (reset, unreachable, name not resolved).
+    ConnectionFailed => "connection_failed",
+    /// The TLS handshake or certificate verification failed.
+    TlsError => "tls_error",
+    /// The target answered 401 Unauthorized.
+    Unauthorized => "unauthorized",
+    /// The target answered 403 Forbidden.
+    Forbidden => "forbidden",
+    /// The target answered 429 Too Many Requests.
+    RateLimited => "rate_limited",
+    /// The status code is not one of the expected codes.
+    UnexpectedStatus => "unexpected_status",
+    /// A response header is missing or does not match.
+    HeaderMismatch => "header_mismatch",
+    /// The response body does not match a condition.
+    BodyMismatch => "body_mismatch",
+    /// The response took longer than the configured maximum latency.
+    TooSlow => "too_slow",
+    /// The response body is larger than the configured limit.
+    BodyTooLarge => "body_too_large",
+    /// The response could not be parsed.
+    InvalidResponse => "invalid_response",
+    /// Redirects exceeded the configured limit or looped.
+    TooManyRedirects => "too_many_redirects",
+    /// A secret reference could not be resolved.
+    SecretUnavailable => "secret_unavailable",
+    /// The check panicked; this is a bug in the exporter.
+    InternalError => "internal_error",
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The type of a [`MeasureFamily`] in the exposition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeasureType {
+    /// A value that can go up and down, or a timestamp.
+    Gauge,
+}
+
+/// A metric family that one check kind exports about what it measured.
+#[derive(Debug)]
+pub struct MeasureFamily {
+    /// The name without the unit suffix, which the encoder appends.
+    pub name: &'static str,
+    /// The help text, without a full stop.
+    pub help: &'static str,
+    /// `Some("seconds")`, `Some("bytes")` or `None` for a unitless value.
+    pub unit: Option<&'static str>,
+    /// The exposition type.
+    pub metric_type: MeasureType,
+    /// Label names beyond `check`.
+    pub labels: &'static [&'static str],
+}
+
+impl MeasureFamily {
+    /// The full series name as it appears in the exposition.
+    pub fn full_name(&self) -> String {
+        match self.unit {
+            Some(unit) => format!("{}_{unit}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+}
+
+/// One measured value of one check.
+#[derive(Clone, Debug)]
+pub struct Measure {
+    /// The family the value belongs to.
+    pub family: &'static MeasureFamily,
+    /// Values for the family's extra labels, in the same order.
+    pub label_values: Vec<String>,
+    /// The value, in the family's base unit.
+    pub value: f64,
+}
+
+impl Measure {
+    /// A measure of a family without extra labels.
+    pub fn new(family: &'static MeasureFamily, value: f64) -> Self {
+        Measure {
+            family,
+            label_values: Vec::new(),
+            value,
+        }
+    }
+}
+
+/// What one run of a check found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Pass, fail or error. A kind never returns `Unknown`.
+    pub status: Status,
+    /// Why, from the fixed set.
+    pub reason: Reason,
+    /// One line for a human: what was found, and for a failure what to look at.
+    pub message: String,
+    /// The main observed value, where the kind has one (a status code, a latency, a count).
+    pub value: Option<f64>,
+    /// Facts of the kind's protocol, exported as metrics.
+    pub measures: Vec<Measure>,
+}
+
+impl Outcome {
+    /// A passing outcome.
+    pub fn pass(message: impl Into<String>) -> Self {
+        Self::new(Status::Pass, Reason::Ok, message)
+    }
+
+    /// An outcome for a check that was evaluated and not met.
+    pub fn fail(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Status::Fail, reason, message)
+    }
+
+    /// An outcome for a check that could not be evaluated.
+    pub fn error(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Status::Error, reason, message)
+    }
+
+    fn new(status: Status, reason: Reason, message: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            reason,
+            message: message.into(),
+            value: None,
+            measures: Vec::new(),
+        }
+    }
+
+    /// Sets the main observed value.
+    pub fn with_value(mut self, value: f64) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    /// Adds measures.
+    pub fn with_measures(mut self, measures: Vec<Measure>) -> Self {
+        self.measures.extend(measures);
+        self
+    }
+}
+
+/// The validated configuration of one check kind.
+#[derive(Debug)]
+pub enum Kind {
+    /// An HTTP request with conditions on the response.
+    Http(http::HttpCheck),
+}
+
+impl Kind {
+    /// The kind's name as written in the configuration and in the `kind` label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Http(_) => "http",
+        }
+    }
+
+    /// Runs the check once. The caller enforces the timeout.
+    pub async fn run(&self, timeout: Duration) -> Outcome {
+        match self {
+            Kind::Http(check) => check.run(timeout).await,
+        }
+    }
+}
+
+/// Every measure family of every kind, for the encoder's ordering and for documentation tests.
+pub fn measure_families() -> Vec<&'static MeasureFamily> {
+    let mut families = Vec::new();
+    families.extend_from_slice(http::MEASURES);
+    families
+}
+
+/// Formats a duration the way messages show it: `250ms`, `3s`, `1m 30s`.
+pub fn format_duration(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        return format!("{}ms", duration.as_millis());
+    }
+    let rounded = Duration::from_millis((duration.as_millis() as u64 / 10) * 10);
+    humantime::format_duration(rounded).to_string()
+}

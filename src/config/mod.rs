@@ -1,0 +1,729 @@
+//! Configuration: the YAML file, environment overrides and the validated types built from them.
+//!
+//! Loading is a separate, named step from running: [`load`] reads the file, applies overrides
+//! from `READINESS_EXPORTER__*` environment variables (`READINESS_EXPORTER__GLOBAL__INTERVAL=45s`),
+//! and converts everything into validated types. URLs are parsed, regexes compiled, CA files read
+//! and durations compared here, and every problem in the file is collected and returned at once,
+//! so one edit fixes the whole file.
+
+mod lines;
+mod raw;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::check::{http, Kind};
+pub use lines::LineIndex;
+pub use raw::KIND_NAMES;
+use raw::{RawCheck, RawGlobal};
+
+/// The prefix of environment variables that override configuration values.
+pub const ENV_PREFIX: &str = "READINESS_EXPORTER";
+
+const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9731";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 32;
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A loaded and validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Settings that apply to the whole exporter.
+    pub global: Global,
+    /// The checks, in file order.
+    pub checks: Vec<Arc<CheckDef>>,
+}
+
+/// The `global` block, with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    /// Where the web server listens.
+    pub listen_address: SocketAddr,
+    /// The interval of checks that set none.
+    pub interval: Duration,
+    /// The timeout of checks that set none.
+    pub timeout: Duration,
+    /// The maximum random delay added to each scheduled run, for checks that set none.
+    /// `None` means a tenth of the check's interval.
+    pub jitter: Option<Duration>,
+    /// How many checks may run at the same moment.
+    pub max_concurrent_checks: usize,
+    /// The URL under which users reach the exporter, for links in pages and alerts.
+    pub external_url: Option<Url>,
+}
+
+/// How much a failing check matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Blocks a go-live and pages on-call.
+    Critical,
+    /// Needs attention during working hours.
+    Warning,
+    /// Shown on the checklist, never alerts.
+    Info,
+}
+
+impl Severity {
+    /// The lowercase name used in labels and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One validated check.
+#[derive(Debug)]
+pub struct CheckDef {
+    /// Stable identifier, lowercase `[a-z0-9_]`.
+    pub id: String,
+    /// The checklist's wording.
+    pub title: String,
+    /// The checklist section the item belongs to.
+    pub section: String,
+    /// How much a failure matters.
+    pub severity: Severity,
+    /// Whether the check counts for the deploy gate.
+    pub blocking: bool,
+    /// Time between runs.
+    pub interval: Duration,
+    /// Deadline of one run; always shorter than `interval`.
+    pub timeout: Duration,
+    /// Maximum random delay added to each scheduled run.
+    pub jitter: Duration,
+    /// Where on-call reads what to do when the check fails.
+    pub runbook_url: Option<String>,
+    /// What the check does.
+    pub kind: Kind,
+    /// The check as written, after overrides; a reload restarts a check only when this changes.
+    pub definition: serde_json::Value,
+}
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The id of the check, when the problem is inside one.
+    pub check: Option<String>,
+    /// The dotted path of the field (`http.url`), or empty for the item as a whole.
+    pub field: String,
+    /// What is wrong, with the bad value and how to fix it.
+    pub message: String,
+    /// The 1-based line in the file, where it could be found.
+    pub line: Option<usize>,
+    index: Option<usize>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        match (&self.check, self.field.is_empty()) {
+            (Some(check), true) => write!(f, "check `{check}`: ")?,
+            (Some(check), false) => write!(f, "check `{check}`, field `{}`: ", self.field)?,
+            (None, false) => write!(f, "field `{}`: ", self.field)?,
+            (None, true) => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Errors from [`load`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML.
+    #[error("configuration file `{path}` is not valid YAML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The file is valid YAML but describes an invalid configuration.
+    #[error("configuration file `{path}` has {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|problem| format!("  {problem}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Loads a configuration file with overrides from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with_env(path, None)
+}
+
+/// Loads a configuration file with overrides from `env` instead of the process environment.
+///
+/// `env` maps variable names (`READINESS_EXPORTER__GLOBAL__INTERVAL`) to values. Tests use it so
+/// that they never change the environment of the process.
+pub fn load_with_env(
+    path: &Path,
+    env: Option<HashMap<String, String>>,
+) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let document = parse_document(path, &text, env)?;
+    let index = LineIndex::new(&text);
+    let mut problems = Vec::new();
+    let config = build(document, &base_dir, &mut problems);
+    if problems.is_empty() {
+        if let Some(config) = config {
+            return Ok(config);
+        }
+    }
+    for problem in &mut problems {
+        problem.line = match (problem.index, problem.check.is_some()) {
+            (Some(i), _) => index.field_line(i, &problem.field),
+            (None, false) if problem.field.starts_with("global.") => {
+                index.global_line(&problem.field["global.".len()..])
+            }
+            _ => None,
+        };
+    }
+    problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+    Err(ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses the YAML text and merges environment overrides into it.
+fn parse_document(
+    path: &Path,
+    text: &str,
+    env: Option<HashMap<String, String>>,
+) -> Result<serde_json::Value, ConfigError> {
+    // serde-saphyr reports line and column, which the `config` crate does not, so it checks the
+    // syntax first.
+    if let Err(err) = serde_saphyr::from_str::<serde_json::Value>(text) {
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        });
+    }
+    let environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(env);
+    let merged = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Yaml))
+        .add_source(environment)
+        .build()
+        .and_then(|merged| merged.try_deserialize::<serde_json::Value>())
+        .map_err(|err| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: format!(
+                "{err}; environment overrides can set scalar values such as \
+                 {ENV_PREFIX}__GLOBAL__INTERVAL but not single items of the checks list"
+            ),
+        })?;
+    Ok(merged)
+}
+
+/// State shared by the builders of all checks of one load.
+pub struct BuildContext<'a> {
+    problems: &'a mut Vec<Problem>,
+    check: Option<String>,
+    index: Option<usize>,
+    base_dir: &'a Path,
+    /// HTTP clients already built during this load, shared by checks with equal settings.
+    pub http_clients: &'a mut http::ClientCache,
+}
+
+impl BuildContext<'_> {
+    /// Records a problem with `field` of the check being built.
+    pub fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            check: self.check.clone(),
+            field: field.into(),
+            message: message.into(),
+            line: None,
+            index: self.index,
+        });
+    }
+
+    /// Resolves a path written in the file against the file's directory.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Parses a duration such as `30s` or `5m`, recording a problem when it is invalid.
+    pub fn duration(&mut self, field: &str, value: &str) -> Option<Duration> {
+        match humantime::parse_duration(value) {
+            Ok(duration) if !duration.is_zero() => Some(duration),
+            Ok(_) => {
+                self.problem(
+                    field,
+                    format!("duration `{value}` is zero; use a positive duration such as `30s`"),
+                );
+                None
+            }
+            Err(_) => {
+                self.problem(
+                    field,
+                    format!("invalid duration `{value}`; write a number with a unit, such as `500ms`, `30s` or `5m`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Compiles a regular expression, recording a problem when it is invalid.
+    pub fn regex(&mut self, field: &str, pattern: &str) -> Option<regex::Regex> {
+        match regex::Regex::new(pattern) {
+            Ok(regex) => Some(regex),
+            Err(err) => {
+                let detail = err
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .to_string();
+                self.problem(field, format!("invalid regex `{pattern}`: {detail}"));
+                None
+            }
+        }
+    }
+
+    /// Parses an absolute http or https URL, recording a problem when it is invalid.
+    pub fn http_url(&mut self, field: &str, value: &str) -> Option<Url> {
+        let url = match Url::parse(value) {
+            Ok(url) => url,
+            Err(err) => {
+                self.problem(
+                    field,
+                    format!("invalid URL `{value}`: {err}; write an absolute URL such as `https://api.example.com/health`"),
+                );
+                return None;
+            }
+        };
+        if url.scheme() != "http" && url.scheme() != "https" {
+            self.problem(
+                field,
+                format!(
+                    "URL `{value}` has scheme `{}`; use http or https",
+                    url.scheme()
+                ),
+            );
+            return None;
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Printing the URL would print the credential, so the message does not.
+            self.problem(
+                field,
+                "URL contains credentials; remove them and send an `Authorization` header from a secret reference",
+            );
+            return None;
+        }
+        Some(url)
+    }
+}
+
+/// Converts the merged document into validated types, collecting every problem.
+fn build(
+    document: serde_json::Value,
+    base_dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<Config> {
+    let mut top = match document {
+        serde_json::Value::Object(map) => map,
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => {
+            problems.push(top_problem(
+                "",
+                format!(
+                    "the file must be a map with `global` and `checks`, found {}",
+                    type_name(&other)
+                ),
+            ));
+            return None;
+        }
+    };
+    for key in top.keys() {
+        if key != "global" && key != "checks" {
+            problems.push(top_problem(
+                key,
+                format!("unknown top-level key `{key}`; expected `global` or `checks`"),
+            ));
+        }
+    }
+
+    let global = build_global(top.remove("global"), problems);
+    let items = match top.remove("checks") {
+        Some(serde_json::Value::Array(items)) => items,
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(other) => {
+            problems.push(top_problem(
+                "checks",
+                format!("`checks` must be a list, found {}", type_name(&other)),
+            ));
+            Vec::new()
+        }
+    };
+
+    let mut clients = http::ClientCache::default();
+    let mut checks = Vec::with_capacity(items.len());
+    let mut seen: HashSet<String> = HashSet::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let id = item
+            .get("id")
+            .and_then(|id| id.as_str())
+            .map(str::to_string);
+        let mut ctx = BuildContext {
+            problems,
+            check: Some(id.clone().unwrap_or_else(|| format!("#{}", index + 1))),
+            index: Some(index),
+            base_dir,
+            http_clients: &mut clients,
+        };
+        if let Some(id) = &id {
+            if !seen.insert(id.clone()) {
+                ctx.problem(
+                    "id",
+                    format!("duplicate check id `{id}`; every check needs its own id"),
+                );
+            }
+        }
+        let global = global.as_ref();
+        if let Some(def) = global.and_then(|global| build_check(item, global, &mut ctx)) {
+            checks.push(Arc::new(def));
+        }
+    }
+
+    let global = global?;
+    problems.is_empty().then_some(Config { global, checks })
+}
+
+fn top_problem(field: &str, message: String) -> Problem {
+    Problem {
+        check: None,
+        field: field.to_string(),
+        message,
+        line: None,
+        index: None,
+    }
+}
+
+fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -> Option<Global> {
+    let raw: RawGlobal = match value {
+        None | Some(serde_json::Value::Null) => RawGlobal::default(),
+        Some(value) => match serde_json::from_value(value) {
+            Ok(raw) => raw,
+            Err(err) => {
+                let (field, message) = describe_serde_error(&err);
+                problems.push(top_problem(&format!("global.{field}"), message));
+                return None;
+            }
+        },
+    };
+    let before = problems.len();
+    let mut clients = http::ClientCache::default();
+    let mut ctx = BuildContext {
+        problems,
+        check: None,
+        index: None,
+        base_dir: Path::new("."),
+        http_clients: &mut clients,
+    };
+
+    let listen = raw
+        .listen_address
+        .as_deref()
+        .unwrap_or(DEFAULT_LISTEN_ADDRESS);
+    let listen_address = match listen.parse::<SocketAddr>() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            ctx.problem(
+                "global.listen_address",
+                format!("invalid listen address `{listen}`; write an IP address and port such as `0.0.0.0:9731`"),
+            );
+            None
+        }
+    };
+    let interval = match &raw.interval {
+        Some(value) => ctx.duration("global.interval", value),
+        None => Some(DEFAULT_INTERVAL),
+    };
+    let timeout = match &raw.timeout {
+        Some(value) => ctx.duration("global.timeout", value),
+        None => Some(DEFAULT_TIMEOUT),
+    };
+    let jitter = raw
+        .jitter
+        .as_ref()
+        .and_then(|value| ctx.duration("global.jitter", value));
+    let max_concurrent_checks = match raw.max_concurrent_checks {
+        None => DEFAULT_MAX_CONCURRENT_CHECKS,
+        Some(n) if (1..=100_000).contains(&n) => n as usize,
+        Some(n) => {
+            ctx.problem(
+                "global.max_concurrent_checks",
+                format!("`{n}` is out of range; use a number from 1 to 100000"),
+            );
+            1
+        }
+    };
+    let external_url = raw
+        .external_url
+        .as_ref()
+        .and_then(|value| ctx.http_url("global.external_url", value));
+    if let (Some(interval), true) = (interval, interval.is_some_and(|i| i < MIN_INTERVAL)) {
+        ctx.problem(
+            "global.interval",
+            format!(
+                "interval `{}` is shorter than the minimum of 1s",
+                humantime::format_duration(interval)
+            ),
+        );
+    }
+
+    if problems.len() > before {
+        return None;
+    }
+    Some(Global {
+        listen_address: listen_address?,
+        interval: interval?,
+        timeout: timeout?,
+        jitter,
+        max_concurrent_checks,
+        external_url,
+    })
+}
+
+fn build_check(
+    item: serde_json::Value,
+    global: &Global,
+    ctx: &mut BuildContext<'_>,
+) -> Option<CheckDef> {
+    let definition = item.clone();
+    let raw: RawCheck = match serde_json::from_value(item) {
+        Ok(raw) => raw,
+        Err(err) => {
+            let (field, message) = describe_serde_error(&err);
+            ctx.problem(field, message);
+            return None;
+        }
+    };
+    let before = ctx.problems.len();
+
+    if raw.id.is_empty()
+        || raw.id.len() > 128
+        || !raw
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        ctx.problem(
+            "id",
+            format!("invalid id `{}`; use 1 to 128 characters of lowercase a-z, 0-9 and `_`, such as `api_health`", raw.id),
+        );
+    }
+    if raw.title.trim().is_empty() {
+        ctx.problem("title", "title is empty; copy the checklist item's wording");
+    }
+    if raw.section.trim().is_empty() {
+        ctx.problem(
+            "section",
+            "section is empty; name the checklist section the item belongs to",
+        );
+    }
+
+    let interval = match &raw.interval {
+        Some(value) => ctx.duration("interval", value),
+        None => Some(global.interval),
+    };
+    let timeout = match &raw.timeout {
+        Some(value) => ctx.duration("timeout", value),
+        None => Some(global.timeout),
+    };
+    if let Some(interval) = interval {
+        if interval < MIN_INTERVAL {
+            ctx.problem(
+                "interval",
+                format!(
+                    "interval `{}` is shorter than the minimum of 1s",
+                    humantime::format_duration(interval)
+                ),
+            );
+        }
+    }
+    if let (Some(interval), Some(timeout)) = (interval, timeout) {
+        if timeout >= interval {
+            let field = if raw.timeout.is_some() {
+                "timeout"
+            } else {
+                "interval"
+            };
+            ctx.problem(
+                field,
+                format!(
+                    "timeout `{}` is not shorter than interval `{}`; a run must end before the next one starts, so shorten the timeout or lengthen the interval",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval),
+                ),
+            );
+        }
+    }
+    let jitter = match (&raw.jitter, global.jitter) {
+        (Some(value), _) => ctx.duration("jitter", value),
+        (None, Some(jitter)) => Some(jitter),
+        (None, None) => interval.map(|interval| interval / 10),
+    };
+    if let (Some(jitter), Some(interval)) = (jitter, interval) {
+        if jitter >= interval {
+            ctx.problem(
+                "jitter",
+                format!(
+                    "jitter `{}` is not shorter than interval `{}`; use at most a fraction of the interval",
+                    humantime::format_duration(jitter),
+                    humantime::format_duration(interval),
+                ),
+            );
+        }
+    }
+    let runbook_url = raw.runbook_url.as_ref().and_then(|value| {
+        ctx.http_url("runbook_url", value)
+            .map(|url| url.to_string())
+    });
+
+    let kinds = raw.kinds_set();
+    let kind = match kinds.as_slice() {
+        [] => {
+            ctx.problem(
+                "",
+                format!(
+                    "no check kind given; add exactly one of: {}",
+                    KIND_NAMES.join(", ")
+                ),
+            );
+            None
+        }
+        [_] => build_kind(raw.http, ctx),
+        several => {
+            ctx.problem(
+                "",
+                format!("several kinds given ({}); a check has exactly one kind, so split it into one check per kind", several.join(", ")),
+            );
+            None
+        }
+    };
+
+    if ctx.problems.len() > before {
+        return None;
+    }
+    Some(CheckDef {
+        blocking: raw.blocking.unwrap_or(raw.severity == Severity::Critical),
+        id: raw.id,
+        title: raw.title,
+        section: raw.section,
+        severity: raw.severity,
+        interval: interval?,
+        timeout: timeout?,
+        jitter: jitter?,
+        runbook_url,
+        kind: kind?,
+        definition,
+    })
+}
+
+fn build_kind(http: Option<http::HttpSpec>, ctx: &mut BuildContext<'_>) -> Option<Kind> {
+    if let Some(spec) = http {
+        return http::HttpCheck::build(spec, ctx).map(Kind::Http);
+    }
+    None
+}
+
+/// Turns a serde error into the field it names and a message with the fix.
+fn describe_serde_error(err: &serde_json::Error) -> (String, String) {
+    let text = err.to_string();
+    let quoted = |prefix: &str| {
+        text.strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_string)
+    };
+    if let Some(field) = quoted("unknown field `") {
+        let expected = text.split(", expected ").nth(1).unwrap_or("");
+        let message = format!("unknown key `{field}`; check the spelling (expected {expected})");
+        return (field, message);
+    }
+    if let Some(field) = quoted("missing field `") {
+        return (field.clone(), format!("required key `{field}` is missing"));
+    }
+    if let Some(variant) = quoted("unknown variant `") {
+        let expected = text.split(", expected ").nth(1).unwrap_or("");
+        return (
+            String::new(),
+            format!("unknown value `{variant}`; expected {expected}"),
+        );
+    }
+    (String::new(), text)
+}
+
+fn type_name(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "nothing",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a map",
+    }
+}
+
+/// Counts checks per section, in first-seen order, for start-up logs and reports.
+pub fn sections(checks: &[Arc<CheckDef>]) -> Vec<(String, usize)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for check in checks {
+        let count = counts.entry(check.section.clone()).or_default();
+        if *count == 0 {
+            order.push(check.section.clone());
+        }
+        *count += 1;
+    }
+    order
+        .into_iter()
+        .map(|section| {
+            let count = counts[&section];
+            (section, count)
+        })
+        .collect()
+}

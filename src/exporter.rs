@@ -1,0 +1,130 @@
+//! The running service: configuration, scheduler and state, and reloads between them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use prometheus_client::registry::Registry;
+use tracing::{error, info, warn};
+
+use crate::config::{self, ConfigError, Global};
+use crate::scheduler::Scheduler;
+use crate::state::State;
+
+/// A configuration applied to a running scheduler, and the means to replace it.
+pub struct Exporter {
+    path: PathBuf,
+    env: Option<HashMap<String, String>>,
+    state: Arc<State>,
+    scheduler: Scheduler,
+    registry: Registry,
+    global: Mutex<Global>,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl Exporter {
+    /// Loads the configuration at `path` and starts its checks. Must be called inside a tokio
+    /// runtime.
+    pub fn start(path: &Path) -> Result<Arc<Exporter>, ConfigError> {
+        Self::start_with_env(path, None)
+    }
+
+    /// Like [`Exporter::start`], with environment overrides taken from `env`.
+    pub fn start_with_env(
+        path: &Path,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Arc<Exporter>, ConfigError> {
+        let config = config::load_with_env(path, env.clone())?;
+        let state = Arc::new(State::new());
+        let scheduler = Scheduler::new(state.clone());
+        scheduler.apply(&config);
+        info!(
+            config = %path.display(),
+            checks = config.checks.len(),
+            sections = config::sections(&config.checks).len(),
+            "Configuration loaded"
+        );
+        Ok(Arc::new(Exporter {
+            path: path.to_path_buf(),
+            env,
+            registry: crate::metrics::registry(state.clone()),
+            state,
+            scheduler,
+            global: Mutex::new(config.global),
+            reloading: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Loads the configuration file again and applies it. An invalid file changes nothing: the
+    /// running checks go on, every problem is logged and the reload metrics record the failure.
+    pub async fn reload(&self) -> Result<usize, ConfigError> {
+        let _serialised = self.reloading.lock().await;
+        let path = self.path.clone();
+        let env = self.env.clone();
+        // Reading files (CA bundles among them) blocks, so it runs off the async workers.
+        let loaded = tokio::task::spawn_blocking(move || config::load_with_env(&path, env))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConfigError::Syntax {
+                    path: self.path.clone(),
+                    message: "the loader panicked".to_string(),
+                })
+            });
+        let now = SystemTime::now();
+        match loaded {
+            Ok(config) => {
+                let mut global = self.global.lock().unwrap_or_else(|e| e.into_inner());
+                if config.global.listen_address != global.listen_address {
+                    warn!(
+                        listen_address = %config.global.listen_address,
+                        "The new listen address takes effect after a restart"
+                    );
+                }
+                self.scheduler.apply(&config);
+                *global = config.global.clone();
+                self.state.set_reload(true, now);
+                info!(config = %self.path.display(), checks = config.checks.len(), "Configuration reloaded");
+                Ok(config.checks.len())
+            }
+            Err(err) => {
+                self.state.set_reload(false, now);
+                match &err {
+                    ConfigError::Invalid { problems, .. } => {
+                        for problem in problems {
+                            error!(config = %self.path.display(), problem = %problem, "Configuration problem");
+                        }
+                        error!(config = %self.path.display(), problems = problems.len(), "Reload rejected; the previous configuration stays in effect");
+                    }
+                    other => {
+                        error!(config = %self.path.display(), error = %other, "Reload rejected; the previous configuration stays in effect");
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The store of results.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The registry whose encoding is `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The `global` block in effect.
+    pub fn global(&self) -> Global {
+        self.global
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops every check.
+    pub fn stop(&self) {
+        self.scheduler.stop();
+    }
+}

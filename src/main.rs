@@ -1,0 +1,250 @@
+//! Command-line entry point: `serve`, `check` and `validate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use readiness_exporter::config::{self, ConfigError};
+use readiness_exporter::exporter::Exporter;
+use readiness_exporter::report::{self, CheckView, Format};
+use readiness_exporter::state::State;
+use readiness_exporter::{install_crypto_provider, scheduler, web};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+/// Exit code when every blocking check passes.
+const EXIT_PASS: u8 = 0;
+/// Exit code when a blocking check does not pass.
+const EXIT_BLOCKED: u8 = 1;
+/// Exit code for an invalid configuration or another usage error.
+const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "readiness-exporter",
+    version,
+    about = "Turns a go-live checklist into Prometheus metrics, a status page and a deploy gate"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "READINESS_EXPORTER_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    /// Log filter: a level (`info`) or tracing directives (`readiness_exporter=debug`).
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "READINESS_EXPORTER_LOG_LEVEL"
+    )]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the exporter: checks on their schedules, metrics, status page, API and gate.
+    Serve {
+        /// Configuration file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run every check once, print the results and exit 0 when every blocking check passes,
+    /// 1 when one does not, 2 when the configuration is invalid.
+    Check {
+        /// Configuration file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Run only the checks of this section.
+        #[arg(long)]
+        section: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Validate a configuration file and exit 0 when it is valid, 2 when it is not.
+    Validate {
+        /// Configuration file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => serve(config).await,
+            Command::Check {
+                config,
+                section,
+                format,
+            } => check(config, section, format).await,
+            Command::Validate { config } => validate(config),
+        }
+    });
+    // Blocking tasks (a hung file read, say) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code)
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|err| {
+        eprintln!("warning: invalid --log-level `{level}` ({err}); using `info`");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn print_config_error(err: &ConfigError) {
+    eprintln!("error: {err}");
+}
+
+async fn serve(path: PathBuf) -> u8 {
+    match run_server(path).await {
+        Ok(()) => EXIT_PASS,
+        Err(err) => {
+            match err.downcast_ref::<ConfigError>() {
+                Some(config_error) => print_config_error(config_error),
+                None => error!(error = format!("{err:#}"), "Exporter stopped"),
+            }
+            EXIT_INVALID
+        }
+    }
+}
+
+async fn run_server(path: PathBuf) -> anyhow::Result<()> {
+    let exporter = Exporter::start(&path)?;
+    let address = exporter.global().listen_address;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {address}; free the port or change global.listen_address")
+        })?;
+    info!(version = readiness_exporter::metrics::VERSION, address = %address, "Exporter started");
+
+    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let reloader = exporter.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            info!("SIGHUP received, reloading the configuration");
+            // Problems are logged by the reload itself.
+            let _ = reloader.reload().await;
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => info!("SIGTERM received, stopping"),
+            _ = tokio::signal::ctrl_c() => info!("SIGINT received, stopping"),
+        }
+    };
+    web::serve(exporter.clone(), listener, shutdown).await;
+    exporter.stop();
+    info!("Exporter stopped");
+    Ok(())
+}
+
+async fn check(path: PathBuf, section: Option<String>, format: Format) -> u8 {
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(err) => {
+            print_config_error(&err);
+            return EXIT_INVALID;
+        }
+    };
+    let checks: Vec<_> = config
+        .checks
+        .iter()
+        .filter(|def| {
+            section
+                .as_ref()
+                .is_none_or(|section| &def.section == section)
+        })
+        .cloned()
+        .collect();
+    if let Some(section) = &section {
+        if checks.is_empty() {
+            let known: Vec<String> = config::sections(&config.checks)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            eprintln!(
+                "error: no checks in section `{section}`; known sections: {}",
+                known.join(", ")
+            );
+            return EXIT_INVALID;
+        }
+    }
+
+    let results = scheduler::run_all_once(&checks, config.global.max_concurrent_checks).await;
+    let state = Arc::new(State::new());
+    state.set_checks(&checks);
+    for (def, result) in checks.iter().zip(results) {
+        state.record(def, result);
+    }
+    let now = SystemTime::now();
+    let views: Vec<CheckView> = state
+        .entries()
+        .iter()
+        .map(|entry| CheckView::new(entry, now))
+        .collect();
+    print!("{}", report::render(format, &views));
+    if views.iter().any(CheckView::blocks) {
+        EXIT_BLOCKED
+    } else {
+        EXIT_PASS
+    }
+}
+
+fn validate(path: PathBuf) -> u8 {
+    match config::load(&path) {
+        Ok(config) => {
+            println!(
+                "configuration `{}` is valid: {} checks in {} sections",
+                path.display(),
+                config.checks.len(),
+                config::sections(&config.checks).len()
+            );
+            EXIT_PASS
+        }
+        Err(err) => {
+            print_config_error(&err);
+            EXIT_INVALID
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Runs every check on its own schedule.
+//!
+//! Each check has one task that sleeps until its next slot, waits for a permit of the global
+//! concurrency limit, runs the check inside its timeout and stores the result. Because one task
+//! owns a check, two runs of the same check never overlap. Slots are fixed multiples of the
+//! interval from the task's start plus a random jitter, so a check does not drift however long
+//! its runs take; a slot missed while waiting for a permit is skipped, not queued.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::check::{format_duration, Outcome, Reason, Status};
+use crate::config::{CheckDef, Config};
+use crate::state::{CheckResult, State};
+
+struct Task {
+    def: Arc<CheckDef>,
+    handle: JoinHandle<()>,
+}
+
+/// Owns the tasks that run the configured checks.
+pub struct Scheduler {
+    state: Arc<State>,
+    semaphore: Arc<Semaphore>,
+    permits: Mutex<usize>,
+    tasks: Mutex<HashMap<String, Task>>,
+}
+
+impl Scheduler {
+    /// A scheduler with no checks that stores results in `state`.
+    pub fn new(state: Arc<State>) -> Self {
+        Scheduler {
+            state,
+            semaphore: Arc::new(Semaphore::new(0)),
+            permits: Mutex::new(0),
+            tasks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts, restarts and stops tasks so that exactly the checks of `config` run.
+    ///
+    /// A check whose definition is unchanged keeps its task, its schedule and its results.
+    pub fn apply(&self, config: &Config) {
+        self.set_concurrency(config.global.max_concurrent_checks);
+        self.state.set_checks(&config.checks);
+
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut old = std::mem::take(&mut *tasks);
+        for def in &config.checks {
+            match old.remove(&def.id) {
+                Some(task) if task.def.definition == def.definition => {
+                    tasks.insert(def.id.clone(), task);
+                }
+                previous => {
+                    if let Some(task) = previous {
+                        task.handle.abort();
+                    }
+                    let handle = tokio::spawn(run_loop(
+                        def.clone(),
+                        self.state.clone(),
+                        self.semaphore.clone(),
+                    ));
+                    tasks.insert(
+                        def.id.clone(),
+                        Task {
+                            def: def.clone(),
+                            handle,
+                        },
+                    );
+                }
+            }
+        }
+        for (_, task) in old {
+            task.handle.abort();
+        }
+    }
+
+    /// Stops every task. Runs in flight are cancelled.
+    pub fn stop(&self) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, task) in tasks.drain() {
+            task.handle.abort();
+        }
+    }
+
+    fn set_concurrency(&self, wanted: usize) {
+        let mut permits = self.permits.lock().unwrap_or_else(|e| e.into_inner());
+        if wanted > *permits {
+            self.semaphore.add_permits(wanted - *permits);
+        } else if wanted < *permits {
+            // Permits held by running checks come back later; take the surplus as they do.
+            let surplus = (*permits - wanted) as u32;
+            let semaphore = self.semaphore.clone();
+            tokio::spawn(async move {
+                if let Ok(taken) = semaphore.acquire_many(surplus).await {
+                    taken.forget();
+                }
+            });
+        }
+        *permits = wanted;
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn run_loop(def: Arc<CheckDef>, state: Arc<State>, semaphore: Arc<Semaphore>) {
+    let origin = Instant::now();
+    let interval_nanos = def.interval.as_nanos().max(1) as u64;
+    let mut slot: u64 = 0;
+    loop {
+        // The first run starts right away; later runs are spread by the jitter.
+        let jitter = if slot == 0 {
+            Duration::ZERO
+        } else {
+            random_jitter(def.jitter)
+        };
+        let at = origin + Duration::from_nanos(interval_nanos.saturating_mul(slot)) + jitter;
+        tokio::time::sleep_until(at).await;
+
+        let Ok(permit) = semaphore.acquire().await else {
+            return;
+        };
+        let result = execute(&def).await;
+        drop(permit);
+
+        log_result(&def, &result, state.record(&def, result.clone()));
+        let elapsed = Instant::now().duration_since(origin).as_nanos() as u64;
+        slot = elapsed / interval_nanos + 1;
+    }
+}
+
+fn random_jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = rand::rng().random_range(0..max.as_nanos() as u64);
+    Duration::from_nanos(nanos)
+}
+
+/// Runs a check once inside its timeout. A panic in the check becomes an `error` result.
+///
+/// The check runs in a task of its own, so the timeout holds even when the check blocks in a
+/// way that never yields to the timer, and a panic unwinds that task only.
+pub async fn execute(def: &Arc<CheckDef>) -> CheckResult {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let span = tracing::debug_span!("check", check = %def.id, kind = def.kind.name());
+    let task_def = def.clone();
+    let mut handle = tokio::spawn(
+        async move {
+            std::panic::AssertUnwindSafe(task_def.kind.run(task_def.timeout))
+                .catch_unwind()
+                .await
+        }
+        .instrument(span),
+    );
+    let outcome = match tokio::time::timeout(def.timeout, &mut handle).await {
+        Ok(Ok(Ok(outcome))) => outcome,
+        Ok(Ok(Err(panic))) => {
+            let detail = panic_text(panic.as_ref());
+            error!(check = %def.id, kind = def.kind.name(), error = %detail, "Check panicked");
+            Outcome::error(
+                Reason::InternalError,
+                format!(
+                    "check panicked ({detail}); this is a bug in the exporter, please report it"
+                ),
+            )
+        }
+        Ok(Err(_)) => Outcome::error(Reason::InternalError, "check task was cancelled"),
+        Err(_) => {
+            handle.abort();
+            Outcome::error(
+                Reason::Timeout,
+                format!(
+                    "no result within the {} timeout",
+                    format_duration(def.timeout)
+                ),
+            )
+        }
+    };
+    CheckResult {
+        outcome,
+        started,
+        duration: clock.elapsed(),
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".to_string());
+    text.chars().take(200).collect()
+}
+
+/// Logs a run at the level the logging policy sets: a change to failing is a warning, a
+/// recovery is info, every run is debug.
+fn log_result(def: &CheckDef, result: &CheckResult, previous: Option<Status>) {
+    let outcome = &result.outcome;
+    let status = outcome.status;
+    let elapsed = format_duration(result.duration);
+    let kind = def.kind.name();
+    let changed = previous != Some(status);
+    match status {
+        Status::Pass if changed && previous.is_some() => {
+            info!(check = %def.id, kind, elapsed, "Check recovered");
+        }
+        Status::Fail | Status::Error if changed => {
+            warn!(check = %def.id, kind, status = %status, reason = %outcome.reason, detail = %outcome.message, elapsed, "Check is not passing");
+        }
+        _ => {}
+    }
+    debug!(check = %def.id, kind, status = %status, reason = %outcome.reason, detail = %outcome.message, elapsed, "Check ran");
+}
+
+/// Runs every check once, at most `max_concurrent` at a time, and returns the results in the
+/// order of `checks`.
+pub async fn run_all_once(checks: &[Arc<CheckDef>], max_concurrent: usize) -> Vec<CheckResult> {
+    let semaphore = Arc::new(Semaphore::new(max_concurrent.max(1)));
+    let handles: Vec<_> = checks
+        .iter()
+        .map(|def| {
+            let def = def.clone();
+            let semaphore = semaphore.clone();
+            tokio::spawn(async move {
+                let _permit = semaphore.acquire().await;
+                execute(&def).await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await.unwrap_or_else(|_| CheckResult {
+            outcome: Outcome::error(Reason::InternalError, "check task failed"),
+            started: SystemTime::now(),
+            duration: Duration::ZERO,
+        }));
+    }
+    results
+}

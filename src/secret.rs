@@ -1,0 +1,135 @@
+//! Secret values and the references that point at them.
+//!
+//! A configuration file never contains a credential. Fields that carry one take a [`SecretRef`]
+//! that names an environment variable or a file, and the value is read when a check runs, so a
+//! rotated file is picked up without a reload. The resolved [`Secret`] prints a placeholder in
+//! `Debug` and `Display`, so it cannot reach a log line or an error message by accident.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Where a secret value is read from.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecretRef {
+    /// The value of an environment variable.
+    Env(String),
+    /// The contents of a file, without a trailing newline.
+    File(PathBuf),
+}
+
+/// Errors from resolving a [`SecretRef`]. Messages name the reference, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable is not set or is not valid UTF-8.
+    #[error("environment variable `{0}` is not set; export it or point the reference at a file")]
+    EnvMissing(String),
+    /// The file could not be read.
+    #[error("cannot read secret file `{path}`; check that it is mounted and readable")]
+    File {
+        /// The file named by the reference.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The value is empty once a trailing newline is removed.
+    #[error("secret {0} is empty")]
+    Empty(String),
+}
+
+impl SecretRef {
+    /// Reads the referenced value.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        let value = match self {
+            SecretRef::Env(name) => {
+                std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?
+            }
+            SecretRef::File(path) => {
+                let mut text =
+                    std::fs::read_to_string(path).map_err(|source| SecretError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
+                // Files written by editors and `echo` end with a newline that is not part of
+                // the credential.
+                while text.ends_with('\n') || text.ends_with('\r') {
+                    text.pop();
+                }
+                text
+            }
+        };
+        if value.is_empty() {
+            return Err(SecretError::Empty(self.to_string()));
+        }
+        Ok(Secret(value))
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "env `{name}`"),
+            SecretRef::File(path) => write!(f, "file `{}`", path.display()),
+        }
+    }
+}
+
+/// A resolved credential. `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value that must not be printed.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that sends it to a server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_prints_placeholder() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret}"), "<redacted>");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+    }
+
+    #[test]
+    fn file_reference_drops_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "abc\n").unwrap();
+        let secret = SecretRef::File(path).resolve().unwrap();
+        assert_eq!(secret.expose(), "abc");
+    }
+
+    #[test]
+    fn missing_env_names_variable() {
+        let err = SecretRef::Env("READINESS_TEST_UNSET_VARIABLE".into())
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("READINESS_TEST_UNSET_VARIABLE"));
+    }
+}

@@ -1,0 +1,256 @@
+//! The latest result of every check. Every output reads this and nothing else.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crate::check::{Outcome, Reason, Status};
+use crate::config::CheckDef;
+
+/// How many intervals a result stays current before it counts as unknown.
+pub const STALE_AFTER_INTERVALS: u32 = 3;
+
+/// One finished run of a check.
+#[derive(Clone, Debug)]
+pub struct CheckResult {
+    /// What the run found.
+    pub outcome: Outcome,
+    /// When the run started.
+    pub started: SystemTime,
+    /// How long the run took.
+    pub duration: Duration,
+}
+
+impl CheckResult {
+    /// When the run finished.
+    pub fn finished(&self) -> SystemTime {
+        self.started + self.duration
+    }
+}
+
+/// Everything the state keeps about one check.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The check's current definition.
+    pub def: Arc<CheckDef>,
+    /// The last finished run.
+    pub last: Option<CheckResult>,
+    /// When the check last passed.
+    pub last_success: Option<SystemTime>,
+    /// Non-passing runs by reason, since the check was defined as it is now.
+    pub failures: BTreeMap<Reason, u64>,
+}
+
+impl Entry {
+    fn new(def: Arc<CheckDef>) -> Self {
+        Entry {
+            def,
+            last: None,
+            last_success: None,
+            failures: BTreeMap::new(),
+        }
+    }
+
+    /// The status as outputs show it at `now`: a missing or stale result is unknown.
+    pub fn effective(&self, now: SystemTime) -> (Status, Reason, String) {
+        let Some(last) = &self.last else {
+            return (Status::Unknown, Reason::NotRun, "not run yet".to_string());
+        };
+        let age = now.duration_since(last.finished()).unwrap_or_default();
+        if age > self.def.interval * STALE_AFTER_INTERVALS {
+            let message = format!(
+                "last result is {} old, more than {STALE_AFTER_INTERVALS} intervals; the exporter may be overloaded",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            );
+            return (Status::Unknown, Reason::Stale, message);
+        }
+        let outcome = &last.outcome;
+        (outcome.status, outcome.reason, outcome.message.clone())
+    }
+}
+
+/// The outcome of the last configuration reload.
+#[derive(Clone, Copy, Debug)]
+pub struct ReloadStatus {
+    /// Whether the last reload was applied.
+    pub successful: bool,
+    /// When a configuration was last applied.
+    pub last_success: SystemTime,
+}
+
+/// The answer of the deploy gate.
+#[derive(Debug)]
+pub struct Gate {
+    /// True when every blocking check in scope passes.
+    pub open: bool,
+    /// Blocking checks in scope that do not pass, in configuration order.
+    pub blocking_failures: Vec<GateFailure>,
+    /// How many blocking checks are in scope.
+    pub blocking_checks: usize,
+}
+
+/// A blocking check that keeps the gate closed.
+#[derive(Debug)]
+pub struct GateFailure {
+    /// The check.
+    pub def: Arc<CheckDef>,
+    /// Its status at the time of the request.
+    pub status: Status,
+    /// Why.
+    pub reason: Reason,
+    /// The human message.
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Checks {
+    order: Vec<String>,
+    entries: HashMap<String, Entry>,
+}
+
+/// Shared, thread-safe store of results.
+pub struct State {
+    checks: RwLock<Checks>,
+    reload: Mutex<ReloadStatus>,
+    /// When the exporter started.
+    pub started: SystemTime,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl State {
+    /// An empty state.
+    pub fn new() -> Self {
+        let now = SystemTime::now();
+        State {
+            checks: RwLock::new(Checks::default()),
+            reload: Mutex::new(ReloadStatus {
+                successful: true,
+                last_success: now,
+            }),
+            started: now,
+        }
+    }
+
+    /// Replaces the set of checks. Checks whose definition did not change keep their results;
+    /// changed checks start over as unknown; removed checks disappear from every output.
+    pub fn set_checks(&self, checks: &[Arc<CheckDef>]) {
+        let mut guard = self.checks.write().unwrap_or_else(|e| e.into_inner());
+        let mut old = std::mem::take(&mut guard.entries);
+        guard.order = checks.iter().map(|def| def.id.clone()).collect();
+        for def in checks {
+            let entry = match old.remove(&def.id) {
+                Some(mut entry) if entry.def.definition == def.definition => {
+                    entry.def = def.clone();
+                    entry
+                }
+                _ => Entry::new(def.clone()),
+            };
+            guard.entries.insert(def.id.clone(), entry);
+        }
+    }
+
+    /// Stores the result of a run and returns the status of the run before it, if any.
+    /// A result of a definition that a reload replaced is dropped.
+    pub fn record(&self, def: &Arc<CheckDef>, result: CheckResult) -> Option<Status> {
+        let mut guard = self.checks.write().unwrap_or_else(|e| e.into_inner());
+        let entry = guard.entries.get_mut(&def.id)?;
+        if entry.def.definition != def.definition {
+            return None;
+        }
+        let previous = entry.last.as_ref().map(|last| last.outcome.status);
+        if result.outcome.status == Status::Pass {
+            entry.last_success = Some(result.finished());
+        } else {
+            *entry.failures.entry(result.outcome.reason).or_default() += 1;
+        }
+        entry.last = Some(result);
+        previous
+    }
+
+    /// Calls `f` with every entry in configuration order, under one read lock.
+    pub fn for_each(&self, mut f: impl FnMut(&Entry)) {
+        let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
+        for id in &guard.order {
+            if let Some(entry) = guard.entries.get(id) {
+                f(entry);
+            }
+        }
+    }
+
+    /// Calls `f` with every entry in configuration order, under one read lock, without copying.
+    pub fn with_entries<R>(&self, f: impl FnOnce(&[&Entry]) -> R) -> R {
+        let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
+        let entries: Vec<&Entry> = guard
+            .order
+            .iter()
+            .filter_map(|id| guard.entries.get(id))
+            .collect();
+        f(&entries)
+    }
+
+    /// A copy of every entry in configuration order.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        self.for_each(|entry| entries.push(entry.clone()));
+        entries
+    }
+
+    /// A copy of one entry.
+    pub fn entry(&self, id: &str) -> Option<Entry> {
+        let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
+        guard.entries.get(id).cloned()
+    }
+
+    /// True when every configured check has finished at least one run.
+    pub fn all_ran(&self) -> bool {
+        let mut all = true;
+        self.for_each(|entry| all &= entry.last.is_some());
+        all
+    }
+
+    /// Evaluates the deploy gate at `now`, over every blocking check or those of one section.
+    pub fn gate(&self, now: SystemTime, section: Option<&str>) -> Gate {
+        let mut blocking_failures = Vec::new();
+        let mut blocking_checks = 0;
+        self.for_each(|entry| {
+            let def = &entry.def;
+            if !def.blocking || section.is_some_and(|s| s != def.section) {
+                return;
+            }
+            blocking_checks += 1;
+            let (status, reason, message) = entry.effective(now);
+            if status != Status::Pass {
+                blocking_failures.push(GateFailure {
+                    def: def.clone(),
+                    status,
+                    reason,
+                    message,
+                });
+            }
+        });
+        Gate {
+            open: blocking_failures.is_empty(),
+            blocking_failures,
+            blocking_checks,
+        }
+    }
+
+    /// Records the outcome of a reload.
+    pub fn set_reload(&self, successful: bool, now: SystemTime) {
+        let mut reload = self.reload.lock().unwrap_or_else(|e| e.into_inner());
+        reload.successful = successful;
+        if successful {
+            reload.last_success = now;
+        }
+    }
+
+    /// The outcome of the last reload.
+    pub fn reload_status(&self) -> ReloadStatus {
+        *self.reload.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
