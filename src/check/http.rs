@@ -460,16 +460,17 @@ impl HttpCheck {
         if self.json.is_empty() {
             return None;
         }
-        let document: serde_json::Value =
-            match serde_json::from_slice(body) {
-                Ok(document) => document,
-                Err(err) => return Some(Outcome::error(
+        let document: serde_json::Value = match serde_json::from_slice(body) {
+            Ok(document) => document,
+            Err(err) => {
+                return Some(Outcome::error(
                     Reason::InvalidResponse,
                     format!(
                         "body is not valid JSON ({err}); the JSON conditions cannot be evaluated"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         self.json
             .iter()
             .find_map(|condition| condition.evaluate(&document))

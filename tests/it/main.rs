@@ -1,1 +1,7 @@
+//! Integration tests: one binary, a module per topic.
 
+#[allow(
+    dead_code,
+    reason = "each topic uses a different subset of the fixtures"
+)]
+mod support;
