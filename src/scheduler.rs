@@ -251,3 +251,188 @@ pub async fn run_all_once(checks: &[Arc<CheckDef>], max_concurrent: usize) -> Ve
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::check::scripted::{Behaviour, Counters, ScriptedCheck};
+    use crate::check::Kind;
+    use crate::config::{Global, Severity};
+
+    fn def(
+        id: &str,
+        interval: u64,
+        timeout: u64,
+        behaviour: Behaviour,
+        counters: &Arc<Counters>,
+    ) -> Arc<CheckDef> {
+        Arc::new(CheckDef {
+            id: id.to_string(),
+            title: id.to_string(),
+            section: "S".to_string(),
+            severity: Severity::Critical,
+            blocking: true,
+            interval: Duration::from_secs(interval),
+            timeout: Duration::from_secs(timeout),
+            jitter: Duration::ZERO,
+            runbook_url: None,
+            kind: Kind::Scripted(ScriptedCheck {
+                behaviour,
+                counters: counters.clone(),
+            }),
+            definition: serde_json::json!({ "id": id, "interval": interval, "timeout": timeout }),
+        })
+    }
+
+    fn config(checks: Vec<Arc<CheckDef>>, max_concurrent_checks: usize) -> Config {
+        Config {
+            global: Global {
+                listen_address: "127.0.0.1:0".parse().unwrap(),
+                interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(10),
+                jitter: None,
+                max_concurrent_checks,
+                external_url: None,
+            },
+            checks,
+        }
+    }
+
+    fn quick(seconds: u64) -> Behaviour {
+        Behaviour::Sleep(Duration::from_secs(seconds))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_once_per_interval() {
+        let counters = Arc::new(Counters::default());
+        let scheduler = Scheduler::new(Arc::new(State::new()));
+        scheduler.apply(&config(vec![def("a", 10, 5, quick(1), &counters)], 4));
+
+        tokio::time::sleep(Duration::from_millis(35_500)).await;
+
+        // Runs start at 0, 10, 20 and 30 seconds.
+        assert_eq!(counters.runs.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hung_run_ends_at_timeout() {
+        let counters = Arc::new(Counters::default());
+        let state = Arc::new(State::new());
+        let scheduler = Scheduler::new(state.clone());
+        scheduler.apply(&config(vec![def("hung", 10, 2, quick(3600), &counters)], 4));
+
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+        let entry = state.entry("hung").unwrap();
+        let last = entry.last.expect("the run ended at its timeout");
+        assert_eq!(last.outcome.status, Status::Error);
+        assert_eq!(last.outcome.reason, Reason::Timeout);
+        assert_eq!(last.duration, Duration::from_secs(2));
+        assert_eq!(
+            counters.running.load(Ordering::SeqCst),
+            0,
+            "the timed-out run was cancelled"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_of_one_check_never_overlap() {
+        let counters = Arc::new(Counters::default());
+        let scheduler = Scheduler::new(Arc::new(State::new()));
+        // Each run sleeps past its timeout, the worst case for overlap.
+        scheduler.apply(&config(vec![def("slow", 3, 2, quick(100), &counters)], 4));
+
+        tokio::time::sleep(Duration::from_secs(30)).await;
+
+        assert!(counters.runs.load(Ordering::SeqCst) >= 9);
+        assert_eq!(counters.max_running.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_limit_caps_runs() {
+        let counters = Arc::new(Counters::default());
+        let checks = (0..10)
+            .map(|i| def(&format!("c{i}"), 60, 50, quick(5), &counters))
+            .collect();
+        let scheduler = Scheduler::new(Arc::new(State::new()));
+        scheduler.apply(&config(checks, 3));
+
+        tokio::time::sleep(Duration::from_secs(30)).await;
+
+        assert_eq!(counters.runs.load(Ordering::SeqCst), 10);
+        assert_eq!(counters.max_running.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn panic_becomes_error_and_schedule_continues() {
+        let counters = Arc::new(Counters::default());
+        let state = Arc::new(State::new());
+        let scheduler = Scheduler::new(state.clone());
+        scheduler.apply(&config(
+            vec![def("boom", 5, 2, Behaviour::Panic, &counters)],
+            4,
+        ));
+
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+
+        let last = state.entry("boom").unwrap().last.unwrap();
+        assert_eq!(last.outcome.status, Status::Error);
+        assert_eq!(last.outcome.reason, Reason::InternalError);
+        assert!(
+            last.outcome.message.contains("scripted panic"),
+            "{}",
+            last.outcome.message
+        );
+        assert_eq!(counters.runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn apply_keeps_unchanged_and_stops_removed() {
+        let kept = Arc::new(Counters::default());
+        let removed = Arc::new(Counters::default());
+        let state = Arc::new(State::new());
+        let scheduler = Scheduler::new(state.clone());
+        let keep = def("keep", 10, 5, quick(1), &kept);
+        scheduler.apply(&config(
+            vec![keep.clone(), def("gone", 10, 5, quick(1), &removed)],
+            4,
+        ));
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert_eq!(removed.runs.load(Ordering::SeqCst), 2);
+
+        // Same definition for `keep`: its task and schedule continue.
+        let added = Arc::new(Counters::default());
+        scheduler.apply(&config(
+            vec![
+                def("keep", 10, 5, quick(1), &kept),
+                def("new", 10, 5, quick(1), &added),
+            ],
+            4,
+        ));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+
+        assert_eq!(
+            removed.runs.load(Ordering::SeqCst),
+            2,
+            "a removed check no longer runs"
+        );
+        assert_eq!(
+            kept.runs.load(Ordering::SeqCst),
+            5,
+            "runs at 0, 10, 20, 30, 40 s"
+        );
+        assert!(state.entry("gone").is_none());
+        assert!(state.entry("keep").unwrap().last.is_some());
+        assert_eq!(added.runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn jitter_stays_below_maximum() {
+        for _ in 0..1000 {
+            assert!(random_jitter(Duration::from_secs(2)) < Duration::from_secs(2));
+        }
+        assert_eq!(random_jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

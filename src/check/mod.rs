@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub mod http;
+#[cfg(test)]
+pub(crate) mod scripted;
 
 /// The four states a check can be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -234,6 +236,9 @@ impl Outcome {
 pub enum Kind {
     /// An HTTP request with conditions on the response.
     Http(http::HttpCheck),
+    /// A check whose behaviour a unit test scripts.
+    #[cfg(test)]
+    Scripted(scripted::ScriptedCheck),
 }
 
 impl Kind {
@@ -241,6 +246,8 @@ impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Http(_) => "http",
+            #[cfg(test)]
+            Kind::Scripted(_) => "scripted",
         }
     }
 
@@ -248,6 +255,8 @@ impl Kind {
     pub async fn run(&self, timeout: Duration) -> Outcome {
         match self {
             Kind::Http(check) => check.run(timeout).await,
+            #[cfg(test)]
+            Kind::Scripted(check) => check.run().await,
         }
     }
 }
