@@ -84,6 +84,14 @@ impl<'a> LineIndex<'a> {
             .or(Some(start + 1))
     }
 
+    /// The line of a top-level key.
+    pub fn top_line(&self, key: &str) -> Option<usize> {
+        self.lines
+            .iter()
+            .position(|line| !line.starts_with([' ', '-', '#']) && is_key_line(line, key))
+            .map(|n| n + 1)
+    }
+
     fn end_of_checks(&self, start: usize) -> usize {
         (start + 1..self.lines.len())
             .find(|&n| {

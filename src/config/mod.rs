@@ -210,6 +210,7 @@ pub fn load_with_env(
             (None, false) if problem.field.starts_with("global.") => {
                 index.global_line(&problem.field["global.".len()..])
             }
+            (None, false) => index.top_line(&problem.field),
             _ => None,
         };
     }
@@ -311,12 +312,10 @@ impl BuildContext<'_> {
         match regex::Regex::new(pattern) {
             Ok(regex) => Some(regex),
             Err(err) => {
-                let detail = err
-                    .to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .to_string();
+                // The regex crate draws the pattern with a caret; its last line states the error.
+                let text = err.to_string();
+                let last_line = text.lines().last().unwrap_or_default().trim();
+                let detail = last_line.trim_start_matches("error: ").to_string();
                 self.problem(field, format!("invalid regex `{pattern}`: {detail}"));
                 None
             }
@@ -538,7 +537,7 @@ fn build_check(
         Ok(raw) => raw,
         Err(err) => {
             let (field, message) = describe_serde_error(&err);
-            ctx.problem(field, message);
+            ctx.problem(locate(&definition, &field, &err), message);
             return None;
         }
     };
@@ -667,6 +666,43 @@ fn build_check(
 fn build_kind(http: Option<http::HttpSpec>, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     if let Some(spec) = http {
         return http::HttpCheck::build(spec, ctx).map(Kind::Http);
+    }
+    None
+}
+
+/// Finds the dotted path of the field a serde error is about. serde names only the innermost
+/// key (or, for a bad enum value, just the value), so the path is found by searching the item.
+fn locate(item: &serde_json::Value, field: &str, err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    if !field.is_empty() {
+        return find_path(item, &|key, _| key == field).unwrap_or_else(|| field.to_string());
+    }
+    let variant = text
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split('`').next());
+    match variant {
+        Some(variant) => {
+            find_path(item, &|_, value| value.as_str() == Some(variant)).unwrap_or_default()
+        }
+        None => String::new(),
+    }
+}
+
+/// The dotted path of the first key, depth first, for which `matches(key, value)` holds.
+fn find_path(
+    value: &serde_json::Value,
+    matches: &dyn Fn(&str, &serde_json::Value) -> bool,
+) -> Option<String> {
+    let map = value.as_object()?;
+    for (key, child) in map {
+        if matches(key, child) {
+            return Some(key.clone());
+        }
+    }
+    for (key, child) in map {
+        if let Some(path) = find_path(child, matches) {
+            return Some(format!("{key}.{path}"));
+        }
     }
     None
 }

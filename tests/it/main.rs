@@ -5,3 +5,5 @@
     reason = "each topic uses a different subset of the fixtures"
 )]
 mod support;
+
+mod config;

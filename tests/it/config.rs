@@ -1,0 +1,194 @@
+//! Configuration loading: fixtures with their exact messages, overrides, defaults and examples.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use readiness_exporter::config::{self, ConfigError};
+
+use crate::support;
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/config");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn problems(path: &Path) -> Vec<String> {
+    support::init();
+    match config::load_with_env(path, Some(HashMap::new())) {
+        Ok(_) => panic!("{} loaded, but it is invalid", path.display()),
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => vec![other.to_string()],
+    }
+}
+
+#[test]
+fn invalid_fixtures_report_exact_problems() {
+    let paths = fixtures();
+    assert!(paths.len() >= 10, "fixtures missing");
+    for path in paths {
+        let expected_path = path.with_extension("expected");
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("{} has no .expected file", path.display()));
+        let expected: Vec<&str> = expected.lines().collect();
+        assert_eq!(problems(&path), expected, "fixture {}", path.display());
+    }
+}
+
+#[test]
+fn credential_value_never_in_messages() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures/config/literal_credential_header.yaml");
+    let err = config::load_with_env(&path, Some(HashMap::new())).unwrap_err();
+    assert!(!err.to_string().contains("do-not-print-this-token"));
+    assert!(!format!("{err:?}").contains("do-not-print-this-token"));
+}
+
+fn load_text(yaml: &str, env: &[(&str, &str)]) -> Result<config::Config, ConfigError> {
+    support::init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = support::write_config(dir.path(), yaml);
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    config::load_with_env(&path, Some(env))
+}
+
+const MINIMAL: &str = "
+checks:
+  - id: api
+    title: API
+    section: Smoke
+    severity: critical
+    http:
+      url: http://127.0.0.1:1/
+  - id: docs
+    title: Docs
+    section: Post
+    severity: warning
+    interval: 20s
+    http:
+      url: http://127.0.0.1:1/docs
+";
+
+#[test]
+fn defaults_apply_when_fields_omitted() {
+    let config = load_text(MINIMAL, &[]).unwrap();
+    assert_eq!(config.global.interval, Duration::from_secs(60));
+    assert_eq!(config.global.timeout, Duration::from_secs(10));
+    assert_eq!(config.global.max_concurrent_checks, 32);
+    assert_eq!(config.global.listen_address.to_string(), "127.0.0.1:9731");
+    let api = &config.checks[0];
+    assert!(api.blocking, "critical checks block by default");
+    assert_eq!(
+        api.jitter,
+        Duration::from_secs(6),
+        "a tenth of the interval"
+    );
+    let docs = &config.checks[1];
+    assert!(!docs.blocking, "warnings do not block by default");
+    assert_eq!(docs.interval, Duration::from_secs(20));
+}
+
+#[test]
+fn environment_overrides_global_values() {
+    let config = load_text(
+        MINIMAL,
+        &[
+            ("READINESS_EXPORTER__GLOBAL__INTERVAL", "45s"),
+            ("READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS", "4"),
+            (
+                "READINESS_EXPORTER__GLOBAL__LISTEN_ADDRESS",
+                "127.0.0.1:19731",
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.global.interval, Duration::from_secs(45));
+    assert_eq!(config.global.max_concurrent_checks, 4);
+    assert_eq!(config.global.listen_address.port(), 19731);
+    assert_eq!(config.checks[0].interval, Duration::from_secs(45));
+}
+
+#[test]
+fn invalid_override_is_reported() {
+    let err = load_text(MINIMAL, &[("READINESS_EXPORTER__GLOBAL__INTERVAL", "soon")]).unwrap_err();
+    assert!(err.to_string().contains("invalid duration `soon`"), "{err}");
+}
+
+#[test]
+fn check_without_kind_lists_kinds() {
+    let err = load_text(
+        "checks:\n  - id: a\n    title: A\n    section: S\n    severity: info\n",
+        &[],
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("line 2: check `a`: no check kind given; add exactly one of: "),
+        "{text}"
+    );
+    assert!(text.contains("http"), "{text}");
+}
+
+#[test]
+fn unknown_check_key_names_key() {
+    let err = load_text(
+        "checks:\n  - id: a\n    title: A\n    section: S\n    severity: info\n    intervall: 5s\n    http:\n      url: http://127.0.0.1:1/\n",
+        &[],
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("line 6: check `a`, field `intervall`: unknown key `intervall`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn yaml_syntax_error_names_line() {
+    let err = load_text("checks:\n  - id: a\n    title: [unclosed\n", &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
+    assert!(err.to_string().contains("line"), "{err}");
+}
+
+#[test]
+fn missing_file_names_path() {
+    let err = config::load(Path::new("/nonexistent/readiness.yaml")).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/readiness.yaml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shipped_examples_load() {
+    support::init();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // Only checklist configurations; attestation files live beside them.
+        if path.extension().is_some_and(|ext| ext == "yaml") && text.contains("\nchecks:") {
+            let config = config::load_with_env(&path, Some(HashMap::new()))
+                .unwrap_or_else(|err| panic!("{err}"));
+            assert!(
+                !config.checks.is_empty(),
+                "{} has no checks",
+                path.display()
+            );
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 1);
+}
