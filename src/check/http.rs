@@ -699,33 +699,57 @@ fn reason_of(err: &reqwest::Error) -> Reason {
     if err.is_redirect() {
         return Reason::TooManyRedirects;
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(cause) = source {
+    let mut found = Reason::ConnectionFailed;
+    visit_causes(err, &mut |cause| {
         if cause.downcast_ref::<rustls::Error>().is_some() {
-            return Reason::TlsError;
+            found = Reason::TlsError;
+            return true;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return Reason::ConnectionRefused;
-            }
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return Reason::TlsError;
+                found = Reason::ConnectionRefused;
+                return true;
             }
         }
         if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>() {
             if hyper_err.is_parse() || hyper_err.is_incomplete_message() {
-                return Reason::InvalidResponse;
+                found = Reason::InvalidResponse;
+                return true;
             }
         }
-        source = cause.source();
+        false
+    });
+    if found != Reason::ConnectionFailed {
+        return found;
     }
     if err.is_body() || err.is_decode() {
         return Reason::InvalidResponse;
     }
     Reason::ConnectionFailed
+}
+
+/// Calls `visit` on every error in the cause chain until it returns true.
+///
+/// `io::Error::source` skips the error it wraps, so wrapped errors are reached through
+/// `get_ref` as well; rustls errors arrive that way, inside one or more `io::Error`s.
+fn visit_causes(
+    err: &(dyn std::error::Error + 'static),
+    visit: &mut dyn FnMut(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    if visit(err) {
+        return true;
+    }
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        if let Some(inner) = io.get_ref() {
+            if visit_causes(inner, visit) {
+                return true;
+            }
+        }
+    }
+    match err.source() {
+        Some(source) => visit_causes(source, visit),
+        None => false,
+    }
 }
 
 /// The text of the innermost cause, which names the actual problem; the outer layers only say
