@@ -235,7 +235,7 @@ impl Outcome {
 #[derive(Debug)]
 pub enum Kind {
     /// An HTTP request with conditions on the response.
-    Http(http::HttpCheck),
+    Http(Box<http::HttpCheck>),
     /// A check whose behaviour a unit test scripts.
     #[cfg(test)]
     Scripted(scripted::ScriptedCheck),

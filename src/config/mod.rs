@@ -665,7 +665,7 @@ fn build_check(
 
 fn build_kind(http: Option<http::HttpSpec>, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     if let Some(spec) = http {
-        return http::HttpCheck::build(spec, ctx).map(Kind::Http);
+        return http::HttpCheck::build(spec, ctx).map(|check| Kind::Http(Box::new(check)));
     }
     None
 }
