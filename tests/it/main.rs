@@ -8,3 +8,4 @@ mod support;
 
 mod config;
 mod http;
+mod web;
