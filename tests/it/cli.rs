@@ -1,0 +1,291 @@
+//! The command-line interface: `check` in every format with its exit codes, `validate`, and a
+//! secret canary across every output of `check` and `serve`.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{self, respond, serve_fn};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_readiness-exporter");
+const CANARY: &str = "canary-5b9e2d71-secret-value";
+
+fn config(dir: &Path, up_url: &str, down_port: u16) -> std::path::PathBuf {
+    let token = dir.join("token");
+    std::fs::write(&token, format!("Bearer {CANARY}\n")).unwrap();
+    let yaml = format!(
+        "global:
+  interval: 30s
+  timeout: 3s
+checks:
+  - id: api_up
+    title: API answers
+    section: Deployment
+    severity: critical
+    http:
+      url: {up_url}
+      headers:
+        Authorization: {{ file: {token} }}
+  - id: identity_down
+    title: Identity answers
+    section: Deployment
+    severity: critical
+    http:
+      url: http://127.0.0.1:{down_port}/health
+      headers:
+        Authorization: {{ file: {token} }}
+  - id: docs
+    title: Docs published
+    section: Post-deployment
+    severity: info
+    http:
+      url: {up_url}
+      body_matches: [\"never there\"]
+",
+        token = token.display()
+    );
+    support::write_config(dir, &yaml)
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .env("READINESS_EXPORTER_LOG_LEVEL", "debug")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn check_exit_codes_and_formats() {
+    // The server echoes the credential back, as a misbehaving target might.
+    let server = serve_fn(|request| {
+        let echoed = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        respond(200, echoed)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(
+        dir.path(),
+        &server.url("http", "/"),
+        support::closed_port().await,
+    );
+    let path = path.to_str().unwrap();
+
+    let outputs = tokio::task::spawn_blocking({
+        let path = path.to_string();
+        move || {
+            ["table", "json", "junit", "markdown"].map(|format| {
+                (
+                    format,
+                    run(&["check", "--config", &path, "--format", format]),
+                )
+            })
+        }
+    })
+    .await
+    .unwrap();
+
+    for (format, (code, stdout, stderr)) in &outputs {
+        assert_eq!(
+            *code, 1,
+            "a blocking check fails, so `check --format {format}` exits 1\n{stderr}"
+        );
+        assert!(!stdout.contains(CANARY), "secret in {format} output");
+        assert!(!stderr.contains(CANARY), "secret in logs of {format} run");
+    }
+    let markdown = &outputs[3].1 .1;
+    assert!(markdown.contains("## Deployment"), "{markdown}");
+    assert!(
+        markdown.contains("- [x] **API answers** (`api_up`)"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("- [ ] **Identity answers** (`identity_down`) — error (connection_refused): connection to 127.0.0.1:"), "{markdown}");
+    assert!(
+        markdown.contains("- [ ] **Docs published** (`docs`) — fail (body_mismatch)"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("1 of 3 items done; gate closed by 1 blocking item(s)."),
+        "{markdown}"
+    );
+
+    let junit = &outputs[2].1 .1;
+    assert!(
+        junit.contains("<testsuites name=\"readiness\" tests=\"3\" failures=\"1\" errors=\"1\">"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<error type=\"connection_refused\""),
+        "{junit}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&outputs[1].1 .1).unwrap();
+    assert_eq!(json["checks"][1]["reason"], "connection_refused");
+
+    let table = &outputs[0].1 .1;
+    assert!(
+        table.lines().next().unwrap().starts_with("RESULT"),
+        "{table}"
+    );
+    assert!(
+        table.contains("gate closed (1 blocking check(s) not passing)"),
+        "{table}"
+    );
+
+    // One section whose blocking checks all pass: exit 0.
+    let path_owned = path.to_string();
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
+        run(&[
+            "check",
+            "--config",
+            &path_owned,
+            "--section",
+            "Post-deployment",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn invalid_configuration_exits_two() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/fixtures/config/several_problems.yaml"
+    );
+    let (code, _, stderr) = run(&["check", "--config", fixture]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("has 5 problem(s)"), "{stderr}");
+    let (code, _, _) = run(&["validate", "--config", fixture]);
+    assert_eq!(code, 2);
+    let quickstart = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart.yaml");
+    let (code, stdout, _) = run(&["validate", "--config", quickstart]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("is valid: 6 checks in 2 sections"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn serve_outputs_never_contain_secret() {
+    support::init();
+    let server = serve_fn(|request| {
+        let echoed = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        // Echo the credential in a header and the body, and fail, so every path is exercised.
+        let mut response = respond(500, echoed.clone());
+        response
+            .headers_mut()
+            .insert("x-echo", echoed.parse().unwrap());
+        response
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(
+        dir.path(),
+        &server.url("http", "/"),
+        support::closed_port().await,
+    );
+    let port = support::closed_port().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "global:\n",
+            &format!("global:\n  listen_address: 127.0.0.1:{port}\n"),
+        ),
+    )
+    .unwrap();
+
+    let mut child = Command::new(BINARY)
+        .args([
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--log-level",
+            "trace",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut bodies = Vec::new();
+    for _ in 0..200 {
+        if let Ok(response) = reqwest::get(format!("{base}/-/ready")).await {
+            if response.status() == 200 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for endpoint in [
+        "/metrics",
+        "/",
+        "/api/v1/checks",
+        "/api/v1/checks/api_up",
+        "/api/v1/gate",
+        "/-/ready",
+    ] {
+        bodies.push((
+            endpoint,
+            reqwest::get(format!("{base}{endpoint}"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        ));
+    }
+    let reload = reqwest::Client::new()
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    bodies.push(("/-/reload", reload.text().await.unwrap()));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+
+    assert!(
+        status.success(),
+        "SIGTERM stops the exporter cleanly\n{logs}"
+    );
+    assert!(
+        bodies[0]
+            .1
+            .contains("readiness_check_success{check=\"api_up\"} 0"),
+        "{}",
+        bodies[0].1
+    );
+    for (endpoint, body) in &bodies {
+        assert!(!body.contains(CANARY), "secret in {endpoint}");
+    }
+    assert!(logs.contains("Check is not passing"), "{logs}");
+    assert!(!logs.contains(CANARY), "secret in logs");
+}
