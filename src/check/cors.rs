@@ -21,7 +21,7 @@ use super::http::{
     build_expect_status, build_headers, classify, resolve_headers, truncate, unexpected_status,
     HeaderSource,
 };
-use super::{Measure, MeasureFamily, MeasureType, Outcome, Reason};
+use super::{Measure, MeasureFamily, MeasureType, Outcome, Reason, Status};
 use crate::config::BuildContext;
 
 /// The origin sent to find out whether the server reflects any origin. The `.invalid` top-level
@@ -423,16 +423,15 @@ impl CorsCheck {
         }
         let response = self.send(request).await?;
         if expectation == Expectation::Allowed {
-            match unexpected_status(&response, &self.expect_status, false) {
-                Some(outcome) if outcome.status == super::Status::Error => return Err(outcome),
-                Some(outcome) => report.fail(
-                    outcome.reason,
-                    format!(
-                        "the {} response to `{origin}`: {}",
-                        self.method, outcome.message
-                    ),
-                ),
-                None => {}
+            if let Some(outcome) = unexpected_status(&response, &self.expect_status, false) {
+                let message = format!(
+                    "the {} response to `{origin}`: {}",
+                    self.method, outcome.message
+                );
+                if outcome.status == Status::Error {
+                    return Err(Outcome::error(outcome.reason, message));
+                }
+                report.fail(outcome.reason, message);
             }
         }
         let cors = CorsHeaders::read(response.headers());

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per topic.
 
+mod cors;
 #[allow(
     dead_code,
     reason = "each topic uses a different subset of the fixtures"
