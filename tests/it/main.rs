@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per topic.
 
 mod cors;
+mod signoff;
 #[allow(
     dead_code,
     reason = "each topic uses a different subset of the fixtures"
