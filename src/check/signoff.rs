@@ -386,15 +386,15 @@ impl SignoffCheck {
     }
 
     /// The signing and expiry times of the sign-offs the verdict rests on, or none while one of
-    /// them is missing.
+    /// them is missing or dated in the future.
     fn measures(&self, verdicts: &[(Option<&str>, Verdict<'_>)]) -> Vec<Measure> {
         let mut deciding = Vec::new();
         for (_, verdict) in verdicts {
             match verdict {
-                Verdict::Current(attestation)
-                | Verdict::Expired(attestation)
-                | Verdict::Future(attestation) => deciding.push(*attestation),
-                Verdict::Missing => return Vec::new(),
+                Verdict::Current(attestation) | Verdict::Expired(attestation) => {
+                    deciding.push(*attestation)
+                }
+                Verdict::Future(_) | Verdict::Missing => return Vec::new(),
             }
         }
         let mut measures = Vec::new();
@@ -610,6 +610,7 @@ mod tests {
             "{}",
             outcome.message
         );
+        assert!(outcome.measures.is_empty());
     }
 
     #[test]

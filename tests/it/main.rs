@@ -1,7 +1,5 @@
 //! Integration tests: one binary, a module per topic.
 
-mod cors;
-mod signoff;
 #[allow(
     dead_code,
     reason = "each topic uses a different subset of the fixtures"
@@ -11,5 +9,7 @@ mod support;
 mod cli;
 mod config;
 mod contract;
+mod cors;
 mod http;
+mod signoff;
 mod web;

@@ -518,6 +518,6 @@ fn missing_item_key_rejected() {
 fn misspelled_key_rejected() {
     assert_eq!(
         problems("      item: uat\n      role: qa_lead\n"),
-        ["line 9: check `uat_signed_off`, field `role`: unknown key `role`; check the spelling (expected one of `file`, `item`, `roles`, `max_age`)"]
+        ["line 9: check `uat_signed_off`, field `signoff.role`: unknown key `role`; check the spelling (expected one of `file`, `item`, `roles`, `max_age`)"]
     );
 }
