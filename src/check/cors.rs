@@ -2,8 +2,8 @@
 //! browser applies the CORS protocol of the Fetch standard.
 //!
 //! Every origin that must be allowed gets a preflight (when enabled) and the actual request, and
-//! both answers must allow exactly that origin, the method and the request headers. Every origin
-//! that must be rejected, and one made-up origin, get the same requests, and their answers must
+//! both responses must allow exactly that origin, the method and the request headers. Every origin
+//! that must be rejected, and one made-up origin, get the same requests, and their responses must
 //! not echo the origin back. A response that names one origin but lacks `Vary: Origin` is a
 //! warning in the message and a metric, or a failure with `require_vary: true`.
 
@@ -94,7 +94,7 @@ pub struct CorsCheck {
     expect_status: Vec<u16>,
 }
 
-/// What the check expects of the answers to one origin.
+/// What the check expects of the responses to one origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expectation {
     /// A listed origin that must be allowed.
@@ -105,7 +105,7 @@ enum Expectation {
     Arbitrary,
 }
 
-/// Which of the two requests a response answers.
+/// The request a response belongs to: the preflight or the actual request.
 #[derive(Clone, Copy, Debug)]
 enum Stage<'a> {
     Preflight,
@@ -157,13 +157,13 @@ impl CorsHeaders {
         }
     }
 
-    /// Whether a browser would consider `origin` allowed by `Access-Control-Allow-Origin`.
+    /// Returns whether a browser reads `Access-Control-Allow-Origin` as allowing `origin`.
     fn names(&self, origin: &str) -> bool {
         matches!(self.allow_origin.as_deref(), Some(value) if value == origin || value == "*")
     }
 }
 
-/// The comma-separated items of every header called `name`, trimmed.
+/// Splits every header called `name` at commas and returns the trimmed, non-empty items.
 fn list_values(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
     headers
         .get_all(name)
@@ -355,7 +355,7 @@ impl CorsCheck {
         })
     }
 
-    /// Sends the requests for every origin once and judges the answers.
+    /// Sends the requests for every origin once and judges the responses.
     pub async fn run(&self, _timeout: Duration) -> Outcome {
         let headers = match resolve_headers(&self.headers) {
             Ok(headers) => headers,
@@ -387,7 +387,7 @@ impl CorsCheck {
     }
 
     /// Sends the preflight (when enabled) and the actual request from `origin` and records what
-    /// their answers allow. An answer that prevents evaluation is returned as the error outcome.
+    /// their responses allow. A response that prevents evaluation becomes the error outcome.
     async fn check_origin(
         &self,
         origin: &str,
@@ -470,7 +470,7 @@ impl CorsCheck {
         })
     }
 
-    /// Judges `Access-Control-Allow-Origin` and `Access-Control-Allow-Credentials` of one answer.
+    /// Judges `Access-Control-Allow-Origin` and `Access-Control-Allow-Credentials` of one response.
     fn judge_origin(
         &self,
         origin: &str,
@@ -551,7 +551,7 @@ impl CorsCheck {
         }
     }
 
-    /// Judges the method and headers a preflight answer allows, as the Fetch standard does: the
+    /// Judges the method and headers a preflight response allows, as the Fetch standard does: the
     /// safelisted methods need no listing, and `*` counts only without credentials and never
     /// covers `Authorization`.
     fn judge_grants(&self, origin: &str, cors: &CorsHeaders, report: &mut Report) {
@@ -604,8 +604,8 @@ impl CorsCheck {
         }
     }
 
-    /// A response that names one origin must say it varies by `Origin`, or a shared cache can
-    /// serve one origin's answer to another.
+    /// A response that names one origin must list `Origin` in `Vary`, or a shared cache can
+    /// serve one origin's response to another.
     fn judge_vary(&self, origin: &str, stage: Stage<'_>, cors: &CorsHeaders, report: &mut Report) {
         if cors.varies_on_origin {
             return;
@@ -639,7 +639,7 @@ impl CorsCheck {
             String::new()
         } else {
             format!(
-                "; warning: no `Vary: Origin` on the {}, so a shared cache can serve one origin's answer to another",
+                "; warning: no `Vary: Origin` on the {}, so a shared cache can serve one origin's response to another",
                 report.without_vary.join(", ")
             )
         };
@@ -664,7 +664,7 @@ impl CorsCheck {
         Outcome::fail(reason, format!("{}{warning}", listed.join("; "))).with_measures(measures)
     }
 
-    /// Describes a passing run: what was allowed and what was refused.
+    /// Describes a passing run: which origins were allowed and which were rejected.
     fn summary(&self) -> String {
         let mut parts = Vec::new();
         if !self.allowed_origins.is_empty() {

@@ -82,7 +82,7 @@ pub struct HttpCheck {
     follow_redirects: bool,
 }
 
-/// Where the value of a request header comes from.
+/// The source of a request header's value: a literal or a secret reference.
 #[derive(Debug)]
 pub(crate) enum HeaderSource {
     Literal(HeaderValue),

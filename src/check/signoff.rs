@@ -134,7 +134,7 @@ impl<'de> Deserialize<'de> for Evidence {
 }
 
 impl Attestation {
-    /// The earlier of `expires_at` and `signed_at` plus `max_age`, if either applies.
+    /// Returns the earlier of `expires_at` and `signed_at` plus `max_age`, if either applies.
     fn expiry(&self, max_age: Option<Duration>) -> Option<SystemTime> {
         let by_age = max_age.map(|age| self.signed_at.0 + age);
         match (self.expires_at.map(|at| at.0), by_age) {
@@ -385,8 +385,8 @@ impl SignoffCheck {
         }
     }
 
-    /// The signing and expiry times of the sign-offs the verdict rests on, or none while one of
-    /// them is missing or dated in the future.
+    /// Returns the signing and expiry times of the sign-offs the verdict rests on, or none while
+    /// one of them is missing or dated in the future.
     fn measures(&self, verdicts: &[(Option<&str>, Verdict<'_>)]) -> Vec<Measure> {
         let mut deciding = Vec::new();
         for (_, verdict) in verdicts {

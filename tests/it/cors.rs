@@ -1,4 +1,4 @@
-//! The `cors` kind against HTTP servers on 127.0.0.1 with correct and broken CORS answers.
+//! The `cors` kind against HTTP servers on 127.0.0.1 with correct and broken CORS responses.
 
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +20,7 @@ enum Mode {
     List,
     /// Echo any origin.
     Reflect,
-    /// Answer `*` to every origin.
+    /// Send `*` to every origin.
     Wildcard,
 }
 
@@ -40,7 +40,7 @@ struct Policy {
 
 impl Policy {
     /// A correct server: it allows the front end's two origins with credentials, PUT and the
-    /// `Authorization` and `Content-Type` headers, and says it varies by origin.
+    /// `Authorization` and `Content-Type` headers, and lists `Origin` in `Vary`.
     fn correct() -> Policy {
         Policy {
             mode: Mode::List,
@@ -141,7 +141,7 @@ async fn cors_server(policy: Policy) -> (TestServer, Arc<Mutex<Vec<Seen>>>) {
     (server, seen)
 }
 
-/// A checklist with one `cors` check `api_cors` on `url`; `fields` are further lines of the
+/// Returns a checklist with one `cors` check `api_cors` on `url`; `fields` are further lines of the
 /// `cors` block, indented by six spaces. The `cors:` key is on line 6 and `url:` on line 7.
 fn checklist(url: &str, fields: &str) -> String {
     format!(
@@ -316,7 +316,7 @@ async fn missing_vary_passes_with_warning() {
 
     assert_eq!(outcome.status, Status::Pass, "{}", outcome.message);
     assert!(
-        outcome.message.ends_with("; warning: no `Vary: Origin` on the preflight response to `https://app.example.com`, PUT response to `https://app.example.com`, preflight response to `https://admin.example.com`, PUT response to `https://admin.example.com`, so a shared cache can serve one origin's answer to another"),
+        outcome.message.ends_with("; warning: no `Vary: Origin` on the preflight response to `https://app.example.com`, PUT response to `https://app.example.com`, preflight response to `https://admin.example.com`, PUT response to `https://admin.example.com`, so a shared cache can serve one origin's response to another"),
         "{}",
         outcome.message
     );
@@ -573,7 +573,7 @@ async fn refused_connection_is_error() {
     );
 }
 
-/// The exact problem for one bad field: `fields` follow `url:` on line 7.
+/// Returns the problems for a bad `cors` block: `fields` follow `url:` on line 7.
 fn problem(fields: &str) -> Vec<String> {
     config_problems(&checklist("https://api.example.com/v1", fields))
 }

@@ -9,7 +9,7 @@ use crate::support::{assert_metric, assert_no_series, config_problems, LoadedChe
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-/// A checklist with one `signoff` check `uat_signed_off`; `fields` are further lines of the
+/// Returns a checklist with one `signoff` check `uat_signed_off`; `fields` are further lines of the
 /// `signoff` block, indented by six spaces. `signoff:` is on line 6 and `file:` on line 7.
 fn checklist(fields: &str) -> String {
     format!(
@@ -33,7 +33,7 @@ fn whole_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// One attestation, indented for the `signoffs` list.
+/// Formats one attestation, indented for the `signoffs` list.
 fn entry(
     item: &str,
     signer: &str,
@@ -448,7 +448,7 @@ async fn example_attestation_file_parses() {
     }
 }
 
-/// The problems for one bad `signoff` block; `fields` follow `file:` on line 7.
+/// Returns the problems for a bad `signoff` block; `fields` follow `file:` on line 7.
 fn problems(fields: &str) -> Vec<String> {
     config_problems(&checklist(fields))
 }

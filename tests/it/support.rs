@@ -347,7 +347,7 @@ impl LoadedChecks {
         result.outcome
     }
 
-    /// The `/metrics` body for the results recorded so far.
+    /// Encodes the `/metrics` body for the results recorded so far.
     pub fn metrics(&self) -> String {
         readiness_exporter::metrics::encode(&self.registry)
     }
