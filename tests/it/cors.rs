@@ -697,3 +697,181 @@ fn misspelled_key_rejected() {
         ["line 8: check `api_cors`, field `cors.allowed_origin`: unknown key `allowed_origin`; check the spelling (expected one of `url`, `method`, `request_headers`, `headers`, `allowed_origins`, `rejected_origins`, `probe_origin`, `credentials`, `allow_wildcard`, `preflight`, `require_vary`, `expect_status`, `ca_file`)"]
     );
 }
+
+/// An nginx process serving CORS locations on 127.0.0.1; it is killed when dropped.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Finds the nginx binary on PATH or in /usr/sbin, where Debian installs it. Without it the test
+/// fails when `CI` is set and is skipped otherwise.
+fn nginx_binary() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("nginx"))
+            .find(|candidate| candidate.is_file())
+    });
+    let found = on_path.or_else(|| {
+        let sbin = std::path::PathBuf::from("/usr/sbin/nginx");
+        sbin.is_file().then_some(sbin)
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nginx is not installed; run scripts/install-testbed.sh"
+        );
+        eprintln!("skipped: nginx is not installed; run scripts/install-testbed.sh");
+    }
+    found
+}
+
+/// The three CORS setups seen in nginx configurations: an allowlist through `map` (correct), the
+/// request's `Origin` copied into the response (reflection), and `*` with credentials.
+const NGINX_LOCATIONS: &str = r#"
+    map $http_origin $allowed_origin {
+        default "";
+        "https://app.example.com" $http_origin;
+        "https://admin.example.com" $http_origin;
+    }
+    map $allowed_origin $allowed_credentials {
+        "" "";
+        default "true";
+    }
+    server {
+        listen 127.0.0.1:PORT;
+        location /allowlist/ {
+            add_header Access-Control-Allow-Origin $allowed_origin always;
+            add_header Access-Control-Allow-Credentials $allowed_credentials always;
+            add_header Access-Control-Allow-Methods "GET, PUT, DELETE" always;
+            add_header Access-Control-Allow-Headers "Authorization, Content-Type" always;
+            add_header Vary Origin always;
+            if ($request_method = OPTIONS) { return 204; }
+            return 200 '{}';
+        }
+        location /reflect/ {
+            add_header Access-Control-Allow-Origin $http_origin always;
+            add_header Access-Control-Allow-Credentials true always;
+            add_header Access-Control-Allow-Methods "GET, PUT, DELETE" always;
+            add_header Access-Control-Allow-Headers "Authorization, Content-Type" always;
+            if ($request_method = OPTIONS) { return 204; }
+            return 200 '{}';
+        }
+        location /wildcard/ {
+            add_header Access-Control-Allow-Origin * always;
+            add_header Access-Control-Allow-Credentials true always;
+            add_header Access-Control-Allow-Methods "GET, PUT, DELETE" always;
+            add_header Access-Control-Allow-Headers "Authorization, Content-Type" always;
+            if ($request_method = OPTIONS) { return 204; }
+            return 200 '{}';
+        }
+    }
+"#;
+
+/// Starts nginx in the foreground with every path inside a temp dir, and waits until it accepts
+/// connections.
+async fn start_nginx() -> Option<Nginx> {
+    let binary = nginx_binary()?;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    let port = support::closed_port().await;
+
+    let config = format!(
+        "daemon off;\nmaster_process off;\npid {root}/nginx.pid;\nerror_log {root}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n    access_log off;\n    client_body_temp_path {root}/body;\n    proxy_temp_path {root}/proxy;\n    \
+         fastcgi_temp_path {root}/fastcgi;\n    uwsgi_temp_path {root}/uwsgi;\n    scgi_temp_path {root}/scgi;\n{}}}\n",
+        NGINX_LOCATIONS.replace("PORT", &port.to_string())
+    );
+    let config_path = dir.path().join("nginx.conf");
+    std::fs::write(&config_path, config).unwrap();
+
+    let child = std::process::Command::new(binary)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .arg("-c")
+        .arg(&config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut nginx = Nginx {
+        child,
+        port,
+        _dir: dir,
+    };
+
+    let address = format!("127.0.0.1:{port}");
+    support::wait_until(std::time::Duration::from_secs(10), || {
+        if let Ok(Some(status)) = nginx.child.try_wait() {
+            let log = std::fs::read_to_string(nginx._dir.path().join("error.log"));
+            panic!("nginx exited with {status}: {log:?}");
+        }
+        std::net::TcpStream::connect(&address).is_ok()
+    })
+    .await;
+    Some(nginx)
+}
+
+async fn run_against_nginx(path: &str) -> Option<(readiness_exporter::check::Outcome, String)> {
+    let nginx = start_nginx().await?;
+    let url = format!("http://127.0.0.1:{}{path}", nginx.port);
+    let checks = LoadedChecks::load(&checklist(&url, FRONT_END));
+    let outcome = checks.run("api_cors").await;
+    Some((outcome, checks.metrics()))
+}
+
+#[tokio::test]
+async fn nginx_allowlist_passes() {
+    let Some((outcome, metrics)) = run_against_nginx("/allowlist/patients").await else {
+        return;
+    };
+
+    assert_eq!(outcome.status, Status::Pass, "{}", outcome.message);
+    assert_metric(&metrics, &allowed_line(APP, 1));
+    assert_metric(&metrics, &allowed_line(EVIL, 0));
+    assert_metric(&metrics, &allowed_line(PROBE, 0));
+    assert_metric(
+        &metrics,
+        "readiness_cors_responses_without_vary{check=\"api_cors\"} 0.0",
+    );
+}
+
+#[tokio::test]
+async fn nginx_reflected_origin_fails() {
+    let Some((outcome, metrics)) = run_against_nginx("/reflect/patients").await else {
+        return;
+    };
+
+    assert_eq!(outcome.status, Status::Fail);
+    assert_eq!(outcome.reason, Reason::CorsOriginReflected);
+    assert_metric(&metrics, &allowed_line(PROBE, 1));
+    assert_metric(
+        &metrics,
+        "readiness_cors_responses_without_vary{check=\"api_cors\"} 4.0",
+    );
+}
+
+#[tokio::test]
+async fn nginx_wildcard_with_credentials_fails() {
+    let Some((outcome, metrics)) = run_against_nginx("/wildcard/patients").await else {
+        return;
+    };
+
+    assert_eq!(outcome.status, Status::Fail);
+    assert_eq!(outcome.reason, Reason::CorsWildcardWithCredentials);
+    assert_metric(
+        &metrics,
+        "readiness_check_failures_total{check=\"api_cors\",reason=\"cors_wildcard_with_credentials\"} 1",
+    );
+}
