@@ -82,8 +82,9 @@ pub struct HttpCheck {
     follow_redirects: bool,
 }
 
+/// The source of a request header's value: a literal or a secret reference.
 #[derive(Debug)]
-enum HeaderSource {
+pub(crate) enum HeaderSource {
     Literal(HeaderValue),
     Secret(SecretRef),
 }
@@ -119,7 +120,9 @@ pub struct ClientCache {
 }
 
 impl ClientCache {
-    fn get(
+    /// Returns the client for a CA file and a redirect limit (`None`: redirects are not
+    /// followed), building it on first use.
+    pub(crate) fn get(
         &mut self,
         ca_file: Option<PathBuf>,
         redirects: Option<u32>,
@@ -178,6 +181,92 @@ fn build_client(
         .map_err(|err| format!("cannot build HTTP client: {}", error_chain(&err)))
 }
 
+/// Validates a `headers` map: literal values, or secret references for credential headers.
+/// `field` is the map's dotted path, such as `http.headers`.
+pub(crate) fn build_headers(
+    ctx: &mut BuildContext<'_>,
+    field: &str,
+    spec: &BTreeMap<String, serde_json::Value>,
+) -> Vec<(HeaderName, HeaderSource)> {
+    let mut headers = Vec::new();
+    for (name, value) in spec {
+        let field = format!("{field}.{name}");
+        let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
+            ctx.problem(field, format!("invalid header name `{name}`"));
+            continue;
+        };
+        match value {
+            serde_json::Value::String(_) if is_credential_header(name) => {
+                // The message must not repeat the value: it is the credential.
+                ctx.problem(
+                    field,
+                    format!("header `{name}` carries a credential, so it cannot be a literal; write `{{ env: VARIABLE }}` or `{{ file: /path/to/file }}`"),
+                );
+            }
+            serde_json::Value::String(text) => match HeaderValue::from_str(text) {
+                Ok(value) => headers.push((header_name, HeaderSource::Literal(value))),
+                Err(_) => ctx.problem(field, format!("invalid header value `{text}`; use printable ASCII")),
+            },
+            other => match serde_json::from_value::<SecretRef>(other.clone()) {
+                Ok(reference) => headers.push((header_name, HeaderSource::Secret(reference))),
+                Err(_) => ctx.problem(
+                    field,
+                    "a header value is a string or a secret reference: `{ env: VARIABLE }` or `{ file: /path/to/file }`",
+                ),
+            },
+        }
+    }
+    headers
+}
+
+/// Validates an `expect_status` list; without one, every 2xx status is expected.
+pub(crate) fn build_expect_status(
+    ctx: &mut BuildContext<'_>,
+    field: &str,
+    spec: Option<Vec<u16>>,
+) -> Vec<u16> {
+    let expect_status = spec.unwrap_or_else(|| (200..300).collect());
+    for code in &expect_status {
+        if !(100..=599).contains(code) {
+            ctx.problem(
+                field,
+                format!("status code `{code}` is not between 100 and 599"),
+            );
+        }
+    }
+    if expect_status.is_empty() {
+        ctx.problem(
+            field,
+            "list is empty; name at least one status code, such as `[200]`",
+        );
+    }
+    expect_status
+}
+
+/// Resolves the header values, reading secret references now so that a rotated secret is used
+/// on the next run. A reference that cannot be resolved is an error outcome naming the header.
+pub(crate) fn resolve_headers(
+    headers: &[(HeaderName, HeaderSource)],
+) -> Result<Vec<(HeaderName, HeaderValue)>, Outcome> {
+    let mut resolved = Vec::with_capacity(headers.len());
+    for (name, source) in headers {
+        let value = match source {
+            HeaderSource::Literal(value) => value.clone(),
+            HeaderSource::Secret(reference) => match resolve_header(reference) {
+                Ok(value) => value,
+                Err(message) => {
+                    return Err(Outcome::error(
+                        Reason::SecretUnavailable,
+                        format!("header `{name}`: {message}"),
+                    ))
+                }
+            },
+        };
+        resolved.push((name.clone(), value));
+    }
+    Ok(resolved)
+}
+
 /// Header names whose values are credentials and must come from a secret reference.
 fn is_credential_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -199,53 +288,8 @@ impl HttpCheck {
             ctx.problem("http.method", format!("invalid HTTP method `{method_text}`; use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"));
         }
 
-        let mut headers = Vec::new();
-        for (name, value) in &spec.headers {
-            let field = format!("http.headers.{name}");
-            let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
-                ctx.problem(field, format!("invalid header name `{name}`"));
-                continue;
-            };
-            match value {
-                serde_json::Value::String(_) if is_credential_header(name) => {
-                    // The message must not repeat the value: it is the credential.
-                    ctx.problem(
-                        field,
-                        format!("header `{name}` carries a credential, so it cannot be a literal; write `{{ env: VARIABLE }}` or `{{ file: /path/to/file }}`"),
-                    );
-                }
-                serde_json::Value::String(text) => match HeaderValue::from_str(text) {
-                    Ok(value) => headers.push((header_name, HeaderSource::Literal(value))),
-                    Err(_) => ctx.problem(field, format!("invalid header value `{text}`; use printable ASCII")),
-                },
-                other => match serde_json::from_value::<SecretRef>(other.clone()) {
-                    Ok(reference) => headers.push((header_name, HeaderSource::Secret(reference))),
-                    Err(_) => ctx.problem(
-                        field,
-                        "a header value is a string or a secret reference: `{ env: VARIABLE }` or `{ file: /path/to/file }`",
-                    ),
-                },
-            }
-        }
-
-        let expect_status = spec
-            .expect_status
-            .clone()
-            .unwrap_or_else(|| (200..300).collect());
-        for code in &expect_status {
-            if !(100..=599).contains(code) {
-                ctx.problem(
-                    "http.expect_status",
-                    format!("status code `{code}` is not between 100 and 599"),
-                );
-            }
-        }
-        if expect_status.is_empty() {
-            ctx.problem(
-                "http.expect_status",
-                "list is empty; name at least one status code, such as `[200]`",
-            );
-        }
+        let headers = build_headers(ctx, "http.headers", &spec.headers);
+        let expect_status = build_expect_status(ctx, "http.expect_status", spec.expect_status);
 
         let mut expect_headers = Vec::new();
         for (name, pattern) in &spec.expect_headers {
@@ -307,20 +351,12 @@ impl HttpCheck {
 
     /// Sends the request once and evaluates the response.
     pub async fn run(&self, _timeout: Duration) -> Outcome {
+        let headers = match resolve_headers(&self.headers) {
+            Ok(headers) => headers,
+            Err(outcome) => return outcome,
+        };
         let mut request = self.client.request(self.method.clone(), self.url.clone());
-        for (name, source) in &self.headers {
-            let value = match source {
-                HeaderSource::Literal(value) => value.clone(),
-                HeaderSource::Secret(reference) => match resolve_header(reference) {
-                    Ok(value) => value,
-                    Err(message) => {
-                        return Outcome::error(
-                            Reason::SecretUnavailable,
-                            format!("header `{name}`: {message}"),
-                        )
-                    }
-                },
-            };
+        for (name, value) in headers {
             request = request.header(name, value);
         }
         if let Some(body) = &self.body {
@@ -347,36 +383,10 @@ impl HttpCheck {
                 .with_measures(measures.clone())
         };
 
-        if !self.expect_status.contains(&status) {
-            let (reason, detail) = match status {
-                401 => (
-                    Some(Reason::Unauthorized),
-                    "; check the credential the check sends",
-                ),
-                403 => (Some(Reason::Forbidden), "; the credential lacks permission"),
-                429 => (
-                    Some(Reason::RateLimited),
-                    "; the target is rate limiting the exporter",
-                ),
-                300..=399 if !self.follow_redirects => {
-                    (None, "; set `follow_redirects: true` to follow it")
-                }
-                _ => (None, ""),
-            };
-            let location = response
-                .headers()
-                .get(http::header::LOCATION)
-                .and_then(|value| value.to_str().ok())
-                .map(|value| format!(" to `{}`", without_query(value)))
-                .unwrap_or_default();
-            let message = format!(
-                "status {status}{location}, expected {}{detail}",
-                describe_codes(&self.expect_status)
-            );
-            return finish(match reason {
-                Some(reason) => Outcome::error(reason, message),
-                None => Outcome::fail(Reason::UnexpectedStatus, message),
-            });
+        if let Some(outcome) =
+            unexpected_status(&response, &self.expect_status, !self.follow_redirects)
+        {
+            return finish(outcome);
         }
 
         for (name, regex) in &self.expect_headers {
@@ -475,6 +485,49 @@ impl HttpCheck {
             .iter()
             .find_map(|condition| condition.evaluate(&document))
     }
+}
+
+/// Returns the outcome for a status that is not one of `expected`: an error for 401, 403 and
+/// 429, because the check could not evaluate the target, and a failure for any other status.
+/// `suggest_follow_redirects` adds the `follow_redirects` hint to the message of a 3xx status.
+pub(crate) fn unexpected_status(
+    response: &reqwest::Response,
+    expected: &[u16],
+    suggest_follow_redirects: bool,
+) -> Option<Outcome> {
+    let status = response.status().as_u16();
+    if expected.contains(&status) {
+        return None;
+    }
+    let (reason, detail) = match status {
+        401 => (
+            Some(Reason::Unauthorized),
+            "; check the credential the check sends",
+        ),
+        403 => (Some(Reason::Forbidden), "; the credential lacks permission"),
+        429 => (
+            Some(Reason::RateLimited),
+            "; the target is rate limiting the exporter",
+        ),
+        300..=399 if suggest_follow_redirects => {
+            (None, "; set `follow_redirects: true` to follow it")
+        }
+        _ => (None, ""),
+    };
+    let location = response
+        .headers()
+        .get(http::header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| format!(" to `{}`", without_query(value)))
+        .unwrap_or_default();
+    let message = format!(
+        "status {status}{location}, expected {}{detail}",
+        describe_codes(expected)
+    );
+    Some(match reason {
+        Some(reason) => Outcome::error(reason, message),
+        None => Outcome::fail(Reason::UnexpectedStatus, message),
+    })
 }
 
 fn compile_all(ctx: &mut BuildContext<'_>, field: &str, patterns: &[String]) -> Option<Vec<Regex>> {
@@ -671,7 +724,7 @@ async fn read_body(
 
 /// Maps a reqwest error to a reason by walking its cause chain, and writes a message that leads
 /// with what failed and ends with the innermost cause.
-fn classify(err: &reqwest::Error, url: &Url) -> (Reason, String) {
+pub(crate) fn classify(err: &reqwest::Error, url: &Url) -> (Reason, String) {
     let target = match (url.host_str(), url.port_or_known_default()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_string(),
@@ -794,7 +847,7 @@ fn without_query(location: &str) -> &str {
     location.split(['?', '#']).next().unwrap_or(location)
 }
 
-fn describe_codes(codes: &[u16]) -> String {
+pub(crate) fn describe_codes(codes: &[u16]) -> String {
     if codes.len() == 100 && codes.first() == Some(&200) && codes.last() == Some(&299) {
         return "2xx".to_string();
     }
@@ -803,7 +856,7 @@ fn describe_codes(codes: &[u16]) -> String {
     format!("{}{more}", listed.join(", "))
 }
 
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub mod cors;
 pub mod http;
 #[cfg(test)]
 pub(crate) mod scripted;
+pub mod signoff;
 
 /// The four states a check can be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -109,6 +111,33 @@ reasons! {
     SecretUnavailable => "secret_unavailable",
     /// The check panicked; this is a bug in the exporter.
     InternalError => "internal_error",
+    /// A response to an origin that must be allowed does not allow exactly that origin.
+    CorsOriginNotAllowed => "cors_origin_not_allowed",
+    /// An origin that must be rejected, or an arbitrary one, is echoed in
+    /// `Access-Control-Allow-Origin`.
+    CorsOriginReflected => "cors_origin_reflected",
+    /// `Access-Control-Allow-Origin: *` where specific origins are expected.
+    CorsWildcardOrigin => "cors_wildcard_origin",
+    /// `Access-Control-Allow-Origin: *` together with `Access-Control-Allow-Credentials: true`.
+    CorsWildcardWithCredentials => "cors_wildcard_with_credentials",
+    /// `Access-Control-Allow-Credentials: true` is missing where credentials are required.
+    CorsCredentialsNotAllowed => "cors_credentials_not_allowed",
+    /// The preflight response does not allow the request method.
+    CorsMethodNotAllowed => "cors_method_not_allowed",
+    /// The preflight response does not allow every request header.
+    CorsHeadersNotAllowed => "cors_headers_not_allowed",
+    /// A response that names a specific origin lacks `Vary: Origin`, and the check requires it.
+    CorsVaryMissing => "cors_vary_missing",
+    /// The sign-off file has no current sign-off for the item.
+    SignoffMissing => "signoff_missing",
+    /// The item is signed, but not by every required role.
+    SignoffRoleMissing => "signoff_role_missing",
+    /// Every sign-off of the item (or of a required role) has expired.
+    SignoffExpired => "signoff_expired",
+    /// The sign-off file is not valid YAML or does not follow the sign-off format.
+    SignoffFileInvalid => "signoff_file_invalid",
+    /// The sign-off file could not be read.
+    SignoffFileUnreadable => "signoff_file_unreadable",
 }
 
 impl fmt::Display for Reason {
@@ -239,6 +268,10 @@ pub enum Kind {
     /// A check whose behaviour a unit test scripts.
     #[cfg(test)]
     Scripted(scripted::ScriptedCheck),
+    /// Preflight and actual requests from several origins, with conditions on the CORS headers.
+    Cors(Box<cors::CorsCheck>),
+    /// A human sign-off recorded in an attestation file.
+    Signoff(signoff::SignoffCheck),
 }
 
 impl Kind {
@@ -248,6 +281,8 @@ impl Kind {
             Kind::Http(_) => "http",
             #[cfg(test)]
             Kind::Scripted(_) => "scripted",
+            Kind::Cors(_) => "cors",
+            Kind::Signoff(_) => "signoff",
         }
     }
 
@@ -257,6 +292,8 @@ impl Kind {
             Kind::Http(check) => check.run(timeout).await,
             #[cfg(test)]
             Kind::Scripted(check) => check.run().await,
+            Kind::Cors(check) => check.run(timeout).await,
+            Kind::Signoff(check) => check.run(timeout).await,
         }
     }
 }
@@ -265,6 +302,8 @@ impl Kind {
 pub fn measure_families() -> Vec<&'static MeasureFamily> {
     let mut families = Vec::new();
     families.extend_from_slice(http::MEASURES);
+    families.extend_from_slice(cors::MEASURES);
+    families.extend_from_slice(signoff::MEASURES);
     families
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{http, Kind};
+use crate::check::{cors, http, signoff, Kind};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -533,7 +533,7 @@ fn build_check(
     ctx: &mut BuildContext<'_>,
 ) -> Option<CheckDef> {
     let definition = item.clone();
-    let raw: RawCheck = match serde_json::from_value(item) {
+    let mut raw: RawCheck = match serde_json::from_value(item) {
         Ok(raw) => raw,
         Err(err) => {
             let (field, message) = describe_serde_error(&err);
@@ -635,7 +635,7 @@ fn build_check(
             );
             None
         }
-        [_] => build_kind(raw.http, ctx),
+        [_] => build_kind(&mut raw, ctx),
         several => {
             ctx.problem(
                 "",
@@ -663,9 +663,15 @@ fn build_check(
     })
 }
 
-fn build_kind(http: Option<http::HttpSpec>, ctx: &mut BuildContext<'_>) -> Option<Kind> {
-    if let Some(spec) = http {
+fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
+    if let Some(spec) = raw.http.take() {
         return http::HttpCheck::build(spec, ctx).map(|check| Kind::Http(Box::new(check)));
+    }
+    if let Some(spec) = raw.cors.take() {
+        return cors::CorsCheck::build(spec, ctx).map(|check| Kind::Cors(Box::new(check)));
+    }
+    if let Some(spec) = raw.signoff.take() {
+        return signoff::SignoffCheck::build(spec, ctx).map(Kind::Signoff);
     }
     None
 }

@@ -9,5 +9,7 @@ mod support;
 mod cli;
 mod config;
 mod contract;
+mod cors;
 mod http;
+mod signoff;
 mod web;

@@ -299,3 +299,89 @@ pub async fn get(url: &str) -> (u16, String, String) {
         .unwrap_or_default();
     (status, content_type, response.text().await.unwrap())
 }
+
+/// A configuration loaded from YAML whose checks the test runs one at a time, with the results
+/// kept in a [`State`](readiness_exporter::state::State) that encodes the real `/metrics` body.
+pub struct LoadedChecks {
+    pub dir: tempfile::TempDir,
+    pub config: readiness_exporter::config::Config,
+    state: Arc<readiness_exporter::state::State>,
+    registry: prometheus_client::registry::Registry,
+}
+
+impl LoadedChecks {
+    /// Loads `yaml` with `{dir}` replaced by a new temp dir; panics with the problems when the
+    /// configuration is invalid.
+    pub fn load(yaml: &str) -> LoadedChecks {
+        Self::load_in(tempfile::tempdir().unwrap(), yaml)
+    }
+
+    /// Like [`LoadedChecks::load`], in a directory the test has already filled.
+    pub fn load_in(dir: tempfile::TempDir, yaml: &str) -> LoadedChecks {
+        init();
+        let yaml = yaml.replace("{dir}", &dir.path().display().to_string());
+        let path = write_config(dir.path(), &yaml);
+        let config = readiness_exporter::config::load_with_env(&path, Some(Default::default()))
+            .unwrap_or_else(|err| panic!("{err}"));
+        let state = Arc::new(readiness_exporter::state::State::new());
+        state.set_checks(&config.checks);
+        let registry = readiness_exporter::metrics::registry(state.clone());
+        LoadedChecks {
+            dir,
+            config,
+            state,
+            registry,
+        }
+    }
+
+    /// Runs the check `id` once, as the scheduler does, and records the result.
+    pub async fn run(&self, id: &str) -> readiness_exporter::check::Outcome {
+        let def = self
+            .config
+            .checks
+            .iter()
+            .find(|def| def.id == id)
+            .unwrap_or_else(|| panic!("no check `{id}`"));
+        let result = readiness_exporter::scheduler::execute(def).await;
+        self.state.record(def, result.clone());
+        result.outcome
+    }
+
+    /// Encodes the `/metrics` body for the results recorded so far.
+    pub fn metrics(&self) -> String {
+        readiness_exporter::metrics::encode(&self.registry)
+    }
+}
+
+/// Asserts that the exposition contains `line` exactly.
+#[track_caller]
+pub fn assert_metric(metrics: &str, line: &str) {
+    assert!(
+        metrics.lines().any(|candidate| candidate == line),
+        "metric line `{line}` not found in:\n{metrics}"
+    );
+}
+
+/// Asserts that no series of `family` exists for `check`.
+#[track_caller]
+pub fn assert_no_series(metrics: &str, family: &str, check: &str) {
+    let prefix = format!("{family}{{check=\"{check}\"");
+    assert!(
+        !metrics.lines().any(|line| line.starts_with(&prefix)),
+        "unexpected series of `{family}` for `{check}` in:\n{metrics}"
+    );
+}
+
+/// Loads `yaml` and returns every problem as the loader prints it; panics when it loads.
+pub fn config_problems(yaml: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = yaml.replace("{dir}", &dir.path().display().to_string());
+    let path = write_config(dir.path(), &yaml);
+    match readiness_exporter::config::load_with_env(&path, Some(Default::default())) {
+        Ok(_) => panic!("configuration loaded, but a problem was expected"),
+        Err(readiness_exporter::config::ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => panic!("expected problems, got: {other}"),
+    }
+}
