@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{http, Kind};
+use crate::check::{http, postgres, Kind};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -274,6 +274,11 @@ impl BuildContext<'_> {
             line: None,
             index: self.index,
         });
+    }
+
+    /// How many problems the load has recorded so far, to tell whether a builder added one.
+    pub fn problem_count(&self) -> usize {
+        self.problems.len()
     }
 
     /// Resolves a path written in the file against the file's directory.
@@ -636,7 +641,16 @@ fn build_check(
             );
             None
         }
-        [_] => build_kind(raw.http, ctx),
+        [_] => build_kind(raw.http, ctx).or_else(|| {
+            let postgres = PostgresSpecs {
+                reachable: raw.postgres_reachable,
+                replication: raw.postgres_replication,
+                archiving: raw.postgres_archiving,
+                query: raw.postgres_query,
+                migrations: raw.ef_migrations,
+            };
+            build_postgres_kind(postgres, ctx)
+        }),
         several => {
             ctx.problem(
                 "",
@@ -667,6 +681,35 @@ fn build_check(
 fn build_kind(http: Option<http::HttpSpec>, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     if let Some(spec) = http {
         return http::HttpCheck::build(spec, ctx).map(Kind::Http);
+    }
+    None
+}
+
+/// The PostgreSQL kinds' blocks of one check, of which at most one is set.
+struct PostgresSpecs {
+    reachable: Option<postgres::reachable::ReachableSpec>,
+    replication: Option<postgres::replication::ReplicationSpec>,
+    archiving: Option<postgres::archiving::ArchivingSpec>,
+    query: Option<postgres::query::QuerySpec>,
+    migrations: Option<postgres::migrations::MigrationsSpec>,
+}
+
+fn build_postgres_kind(specs: PostgresSpecs, ctx: &mut BuildContext<'_>) -> Option<Kind> {
+    if let Some(spec) = specs.reachable {
+        return postgres::reachable::ReachableCheck::build(spec, ctx).map(Kind::PostgresReachable);
+    }
+    if let Some(spec) = specs.replication {
+        return postgres::replication::ReplicationCheck::build(spec, ctx)
+            .map(Kind::PostgresReplication);
+    }
+    if let Some(spec) = specs.archiving {
+        return postgres::archiving::ArchivingCheck::build(spec, ctx).map(Kind::PostgresArchiving);
+    }
+    if let Some(spec) = specs.query {
+        return postgres::query::QueryCheck::build(spec, ctx).map(Kind::PostgresQuery);
+    }
+    if let Some(spec) = specs.migrations {
+        return postgres::migrations::MigrationsCheck::build(spec, ctx).map(Kind::EfMigrations);
     }
     None
 }

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use crate::check::http;
+use crate::check::postgres::{archiving, migrations, query, reachable, replication};
 
 /// The `global` block.
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +33,11 @@ pub struct RawCheck {
     pub jitter: Option<String>,
     pub runbook_url: Option<String>,
     pub http: Option<http::HttpSpec>,
+    pub postgres_reachable: Option<reachable::ReachableSpec>,
+    pub postgres_replication: Option<replication::ReplicationSpec>,
+    pub postgres_archiving: Option<archiving::ArchivingSpec>,
+    pub postgres_query: Option<query::QuerySpec>,
+    pub ef_migrations: Option<migrations::MigrationsSpec>,
 }
 
 impl RawCheck {
@@ -41,9 +47,31 @@ impl RawCheck {
         if self.http.is_some() {
             kinds.push("http");
         }
+        if self.postgres_reachable.is_some() {
+            kinds.push("postgres_reachable");
+        }
+        if self.postgres_replication.is_some() {
+            kinds.push("postgres_replication");
+        }
+        if self.postgres_archiving.is_some() {
+            kinds.push("postgres_archiving");
+        }
+        if self.postgres_query.is_some() {
+            kinds.push("postgres_query");
+        }
+        if self.ef_migrations.is_some() {
+            kinds.push("ef_migrations");
+        }
         kinds
     }
 }
 
 /// Every kind name a check may use, in the order the documentation lists them.
-pub const KIND_NAMES: &[&str] = &["http"];
+pub const KIND_NAMES: &[&str] = &[
+    "http",
+    "postgres_reachable",
+    "postgres_replication",
+    "postgres_archiving",
+    "postgres_query",
+    "ef_migrations",
+];
