@@ -153,13 +153,15 @@ impl QueryCheck {
         };
         let column_type = match statement.columns() {
             [column] => column.type_().clone(),
-            columns => return Outcome::error(
-                Reason::InvalidResponse,
-                format!(
+            columns => {
+                return Outcome::error(
+                    Reason::InvalidResponse,
+                    format!(
                     "the query returns {} columns; it must return exactly one number or timestamp",
                     columns.len()
                 ),
-            ),
+                )
+            }
         };
         let is_timestamp = <SystemTime as FromSql>::accepts(&column_type);
         if !is_timestamp && !Number::accepts(&column_type) {
