@@ -1272,3 +1272,27 @@ async fn password_never_appears_in_outputs() {
         );
     }
 }
+
+#[test]
+fn database_example_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/database.yaml");
+    let config = config::load_with_env(&path, Some(HashMap::new()))
+        .unwrap_or_else(|err| panic!("examples/database.yaml is invalid: {err}"));
+    let mut kinds: Vec<&str> = config
+        .checks
+        .iter()
+        .map(|check| check.kind.name())
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "ef_migrations",
+            "postgres_archiving",
+            "postgres_query",
+            "postgres_reachable",
+            "postgres_replication"
+        ]
+    );
+}

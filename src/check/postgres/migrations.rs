@@ -98,8 +98,8 @@ impl MigrationsCheck {
             .with_value(applied as f64)
     }
 
-    /// A history table that does not exist means no migration ran, or the check names the wrong
-    /// schema or table; both fail instead of erroring, because the database was evaluated.
+    /// Reports a missing history table as a failure, not an error, because the database was
+    /// evaluated: either no migration ran, or the check names the wrong schema or table.
     fn missing_table(&self) -> Outcome {
         Outcome::fail(
             Reason::TableMissing,

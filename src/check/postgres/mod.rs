@@ -48,7 +48,7 @@ pub struct ConnectionSpec {
     statement_timeout: Option<String>,
 }
 
-/// How the connection uses TLS, with libpq's names and meanings.
+/// TLS mode of a connection, with libpq's names and meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SslMode {
     /// Plain TCP.
@@ -72,7 +72,7 @@ impl SslMode {
         }
     }
 
-    /// The name as written in the configuration.
+    /// Returns the name as written in the configuration.
     pub fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
@@ -181,7 +181,7 @@ impl Connection {
         })
     }
 
-    /// `host:port`, for messages.
+    /// Returns `host:port` for messages.
     pub fn target(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
@@ -190,12 +190,12 @@ impl Connection {
         }
     }
 
-    /// The role the check logs in as.
+    /// Returns the role the check logs in as.
     pub fn user(&self) -> &str {
         &self.user
     }
 
-    /// The database the check connects to.
+    /// Returns the database the check connects to.
     pub fn database(&self) -> &str {
         &self.database
     }
@@ -352,11 +352,11 @@ impl Drop for Session {
 
 impl Session {
     /// Prepares a statement; `what` names it in error messages.
-    pub async fn prepare(&self, sql: &str, what: &str) -> Result<Statement, Outcome> {
+    pub async fn prepare(&self, sql: &str, operation: &str) -> Result<Statement, Outcome> {
         self.client
             .prepare(sql)
             .await
-            .map_err(|err| self.query_error(&err, what))
+            .map_err(|err| self.query_error(&err, operation))
     }
 
     /// Runs a statement and returns all rows; `what` names it in error messages.
@@ -364,24 +364,24 @@ impl Session {
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-        what: &str,
+        operation: &str,
     ) -> Result<Vec<Row>, Outcome> {
         self.client
             .query(sql, params)
             .await
-            .map_err(|err| self.query_error(&err, what))
+            .map_err(|err| self.query_error(&err, operation))
     }
 
     /// Runs a prepared statement and returns all rows; `what` names it in error messages.
     pub async fn query_prepared(
         &self,
         statement: &Statement,
-        what: &str,
+        operation: &str,
     ) -> Result<Vec<Row>, Outcome> {
         self.client
             .query(statement, &[])
             .await
-            .map_err(|err| self.query_error(&err, what))
+            .map_err(|err| self.query_error(&err, operation))
     }
 
     /// Runs a statement that returns exactly one row.
@@ -389,32 +389,34 @@ impl Session {
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-        what: &str,
+        operation: &str,
     ) -> Result<Row, Outcome> {
         self.client
             .query_one(sql, params)
             .await
-            .map_err(|err| self.query_error(&err, what))
+            .map_err(|err| self.query_error(&err, operation))
     }
 
     /// Turns a query error into an outcome. A cancelled statement is a timeout, a missing
     /// privilege is `forbidden`, everything else the server rejects is `query_failed`.
-    pub fn query_error(&self, err: &tokio_postgres::Error, what: &str) -> Outcome {
+    pub fn query_error(&self, err: &tokio_postgres::Error, operation: &str) -> Outcome {
         let cause = describe(err);
         match err.code() {
             Some(code) if *code == SqlState::QUERY_CANCELED => Outcome::error(
                 Reason::Timeout,
                 format!(
-                    "{what} was cancelled after the statement timeout of {}",
+                    "{operation} was cancelled after the statement timeout of {}",
                     format_duration(self.statement_timeout)
                 ),
             ),
             Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => Outcome::error(
                 Reason::Forbidden,
-                format!("{what} failed: {cause}; grant the check's role the privilege it needs"),
+                format!(
+                    "{operation} failed: {cause}; grant the check's role the privilege it needs"
+                ),
             ),
-            Some(_) => Outcome::error(Reason::QueryFailed, format!("{what} failed: {cause}")),
-            None => Outcome::error(classify(err), format!("{what} failed: {cause}")),
+            Some(_) => Outcome::error(Reason::QueryFailed, format!("{operation} failed: {cause}")),
+            None => Outcome::error(classify(err), format!("{operation} failed: {cause}")),
         }
     }
 }
@@ -494,7 +496,7 @@ fn describe(err: &tokio_postgres::Error) -> String {
     parts.join(": ")
 }
 
-/// Parses a policy value shared by kinds that must decide what an absent value means.
+/// Parses a policy value shared by kinds that must decide operation an absent value means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
     /// Treat the case as passing.

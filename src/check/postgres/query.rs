@@ -50,7 +50,7 @@ pub struct QuerySpec {
     on_null: Option<String>,
 }
 
-/// What the query's value is compared with.
+/// Threshold the query's value is compared with.
 #[derive(Debug)]
 enum Threshold {
     /// A number within inclusive bounds.

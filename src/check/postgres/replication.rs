@@ -15,7 +15,7 @@ use super::{format_bytes, format_seconds, Connection, ConnectionSpec, Session};
 use crate::check::{Measure, MeasureFamily, MeasureType, Outcome, Reason};
 use crate::config::BuildContext;
 
-/// Streaming standbys the primary sees.
+/// Count of standbys streaming from the primary.
 pub static STANDBYS: MeasureFamily = MeasureFamily {
     name: "readiness_postgres_standbys",
     help: "Standbys streaming from the primary and replaying WAL",
@@ -24,7 +24,7 @@ pub static STANDBYS: MeasureFamily = MeasureFamily {
     labels: &[],
 };
 
-/// Synchronous standbys the primary sees.
+/// Count of synchronous standbys of the primary.
 pub static SYNCHRONOUS_STANDBYS: MeasureFamily = MeasureFamily {
     name: "readiness_postgres_synchronous_standbys",
     help: "Streaming standbys whose sync_state is sync or quorum",
@@ -103,7 +103,7 @@ pub struct ReplicationSpec {
     max_lag: Option<String>,
 }
 
-/// Which side of replication the check connects to.
+/// Side of replication the check connects to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Primary,
@@ -141,7 +141,8 @@ impl WalSender {
         matches!(self.sync_state.as_deref(), Some("sync" | "quorum"))
     }
 
-    /// The lag in seconds, where a NULL column of a standby with nothing left to replay is 0.
+    /// Returns the lag in seconds, where a NULL column of a standby with nothing left to replay
+    /// counts as 0.
     fn effective_lag_seconds(&self) -> Option<f64> {
         match (self.lag_seconds, self.lag_bytes) {
             (Some(seconds), _) => Some(seconds),
