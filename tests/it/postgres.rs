@@ -1296,3 +1296,88 @@ fn database_example_loads() {
         ]
     );
 }
+
+/// Starts a proxy on 127.0.0.1 that accepts PostgreSQL's TLS request from the client and
+/// forwards the decrypted session to `upstream` in plain text, as a misconfigured TLS
+/// terminator would.
+async fn tls_terminating_proxy(upstream: u16) -> support::TestServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let leaf = support::TestCa::new("proxy CA").valid_leaf(&["localhost"]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(leaf.server_config(&[]));
+    support::tcp_server(move |mut stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            // SSLRequest: length 8, then the request code 80877103.
+            let mut request = [0u8; 8];
+            if stream.read_exact(&mut request).await.is_err() {
+                return;
+            }
+            if stream.write_all(b"S").await.is_err() {
+                return;
+            }
+            let Ok(mut client) = acceptor.accept(stream).await else {
+                return;
+            };
+            let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+            else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn plaintext_hop_fails_require_tls() {
+    let bin = require_postgres!();
+    let cluster = shared_primary(&bin);
+    let proxy = tls_terminating_proxy(cluster.primary.port).await;
+    let through_proxy = cluster
+        .connection_to(
+            &cluster.primary,
+            "127.0.0.1",
+            "app",
+            APP_PASSWORD,
+            "require",
+        )
+        .replace(
+            &format!("port: {}", cluster.primary.port),
+            &format!("port: {}", proxy.addr.port()),
+        );
+    let checks = [
+        check(
+            "proxied",
+            "postgres_reachable",
+            &[("connection", &through_proxy), ("require_tls", "true")],
+        ),
+        check(
+            "proxied_lenient",
+            "postgres_reachable",
+            &[("connection", &through_proxy)],
+        ),
+    ];
+    let ran = run_checks(&checks.concat()).await;
+
+    let strict = ran.outcome("proxied");
+    assert_eq!(strict.status, Status::Fail, "{}", strict.message);
+    assert_eq!(strict.reason, Reason::NotEncrypted, "{}", strict.message);
+    assert!(
+        strict.message.contains("not encrypted"),
+        "{}",
+        strict.message
+    );
+    assert_eq!(
+        ran.value("readiness_check_failures_total{check=\"proxied\",reason=\"not_encrypted\"}"),
+        1.0
+    );
+
+    let lenient = ran.outcome("proxied_lenient");
+    assert_eq!(lenient.status, Status::Pass, "{}", lenient.message);
+    assert!(
+        lenient.message.contains("without TLS"),
+        "{}",
+        lenient.message
+    );
+}
