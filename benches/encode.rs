@@ -31,7 +31,8 @@ fn state_with_results() -> Arc<State> {
             Outcome::fail(Reason::UnexpectedStatus, "status 503, expected 2xx")
                 .with_measures(vec![Measure::new(&http::STATUS_CODE, 503.0)])
         } else {
-            Outcome::pass("status 200 in 3ms").with_measures(vec![Measure::new(&http::STATUS_CODE, 200.0)])
+            Outcome::pass("status 200 in 3ms")
+                .with_measures(vec![Measure::new(&http::STATUS_CODE, 200.0)])
         };
         let result = CheckResult {
             outcome,
@@ -60,7 +61,11 @@ fn encode(c: &mut Criterion) {
         })
     });
     group.finish();
-    eprintln!("exposition size: {} bytes, {} lines", body.len(), body.lines().count());
+    eprintln!(
+        "exposition size: {} bytes, {} lines",
+        body.len(),
+        body.lines().count()
+    );
 }
 
 criterion_group!(benches, encode);

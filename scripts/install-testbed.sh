@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages and the command that proves each one is installed.
+# Debian packages and the command that proves each one is installed: a name looked up on PATH,
+# in /usr/sbin and /usr/bin, or an absolute path for binaries outside them.
 declare -A DEBIAN_PACKAGES=(
   [nginx-light]=nginx
+  [postgresql]=/usr/lib/postgresql/15/bin/initdb
 )
 
 missing=()

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 pub mod cors;
 pub mod http;
+pub mod postgres;
 #[cfg(test)]
 pub(crate) mod scripted;
 pub mod signoff;
@@ -109,6 +110,42 @@ reasons! {
     TooManyRedirects => "too_many_redirects",
     /// A secret reference could not be resolved.
     SecretUnavailable => "secret_unavailable",
+    /// The server reports the session as not encrypted although TLS is required.
+    NotEncrypted => "not_encrypted",
+    /// The server version is older than the configured minimum.
+    VersionTooOld => "version_too_old",
+    /// The server is a primary where a standby was expected, or the reverse.
+    WrongRole => "wrong_role",
+    /// Fewer streaming or synchronous standbys than required.
+    TooFewStandbys => "too_few_standbys",
+    /// A named standby is not streaming from the primary.
+    StandbyMissing => "standby_missing",
+    /// A standby's replication lag is above the configured maximum.
+    ReplicationLag => "replication_lag",
+    /// A standby is not receiving WAL from its upstream.
+    NotReceiving => "not_receiving",
+    /// WAL archiving is turned off, or does not run on this server.
+    ArchivingDisabled => "archiving_disabled",
+    /// Archiving is on but no WAL segment was ever archived.
+    NeverArchived => "never_archived",
+    /// The last archive attempt failed after the last success.
+    ArchiveFailing => "archive_failing",
+    /// A timestamp is older than the configured maximum age.
+    TooOld => "too_old",
+    /// The database returned an error for a query.
+    QueryFailed => "query_failed",
+    /// A query returned no row.
+    EmptyResult => "empty_result",
+    /// A query returned NULL.
+    NullValue => "null_value",
+    /// A query's number is outside the configured bounds.
+    ValueOutOfRange => "value_out_of_range",
+    /// The database lacks migrations the release expects.
+    MigrationPending => "migration_pending",
+    /// The database's newest migration is newer than or unrelated to the expected one.
+    MigrationMismatch => "migration_mismatch",
+    /// A table the check reads does not exist.
+    TableMissing => "table_missing",
     /// The check panicked; this is a bug in the exporter.
     InternalError => "internal_error",
     /// A response to an origin that must be allowed does not allow exactly that origin.
@@ -272,6 +309,16 @@ pub enum Kind {
     Cors(Box<cors::CorsCheck>),
     /// A human sign-off recorded in an attestation file.
     Signoff(signoff::SignoffCheck),
+    /// A PostgreSQL login and trivial query.
+    PostgresReachable(postgres::reachable::ReachableCheck),
+    /// PostgreSQL streaming replication, from the primary or a standby.
+    PostgresReplication(postgres::replication::ReplicationCheck),
+    /// PostgreSQL WAL archiving.
+    PostgresArchiving(postgres::archiving::ArchivingCheck),
+    /// A read-only PostgreSQL query compared with a threshold.
+    PostgresQuery(postgres::query::QueryCheck),
+    /// Entity Framework Core's newest applied migration.
+    EfMigrations(postgres::migrations::MigrationsCheck),
 }
 
 impl Kind {
@@ -283,6 +330,11 @@ impl Kind {
             Kind::Scripted(_) => "scripted",
             Kind::Cors(_) => "cors",
             Kind::Signoff(_) => "signoff",
+            Kind::PostgresReachable(_) => "postgres_reachable",
+            Kind::PostgresReplication(_) => "postgres_replication",
+            Kind::PostgresArchiving(_) => "postgres_archiving",
+            Kind::PostgresQuery(_) => "postgres_query",
+            Kind::EfMigrations(_) => "ef_migrations",
         }
     }
 
@@ -294,6 +346,11 @@ impl Kind {
             Kind::Scripted(check) => check.run().await,
             Kind::Cors(check) => check.run(timeout).await,
             Kind::Signoff(check) => check.run(timeout).await,
+            Kind::PostgresReachable(check) => check.run(timeout).await,
+            Kind::PostgresReplication(check) => check.run(timeout).await,
+            Kind::PostgresArchiving(check) => check.run(timeout).await,
+            Kind::PostgresQuery(check) => check.run(timeout).await,
+            Kind::EfMigrations(check) => check.run(timeout).await,
         }
     }
 }
@@ -304,6 +361,11 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(http::MEASURES);
     families.extend_from_slice(cors::MEASURES);
     families.extend_from_slice(signoff::MEASURES);
+    families.extend_from_slice(postgres::reachable::MEASURES);
+    families.extend_from_slice(postgres::replication::MEASURES);
+    families.extend_from_slice(postgres::archiving::MEASURES);
+    families.extend_from_slice(postgres::query::MEASURES);
+    families.extend_from_slice(postgres::migrations::MEASURES);
     families
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{cors, http, signoff, Kind};
+use crate::check::{cors, http, postgres, signoff, Kind};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -190,6 +190,8 @@ pub fn load_with_env(
     path: &Path,
     env: Option<HashMap<String, String>>,
 ) -> Result<Config, ConfigError> {
+    // Building a check builds its TLS client, which panics without a process-wide provider.
+    crate::install_crypto_provider();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -275,6 +277,11 @@ impl BuildContext<'_> {
             line: None,
             index: self.index,
         });
+    }
+
+    /// How many problems the load has recorded so far, to tell whether a builder added one.
+    pub fn problem_count(&self) -> usize {
+        self.problems.len()
     }
 
     /// Resolves a path written in the file against the file's directory.
@@ -672,6 +679,22 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     }
     if let Some(spec) = raw.signoff.take() {
         return signoff::SignoffCheck::build(spec, ctx).map(Kind::Signoff);
+    }
+    if let Some(spec) = raw.postgres_reachable.take() {
+        return postgres::reachable::ReachableCheck::build(spec, ctx).map(Kind::PostgresReachable);
+    }
+    if let Some(spec) = raw.postgres_replication.take() {
+        return postgres::replication::ReplicationCheck::build(spec, ctx)
+            .map(Kind::PostgresReplication);
+    }
+    if let Some(spec) = raw.postgres_archiving.take() {
+        return postgres::archiving::ArchivingCheck::build(spec, ctx).map(Kind::PostgresArchiving);
+    }
+    if let Some(spec) = raw.postgres_query.take() {
+        return postgres::query::QueryCheck::build(spec, ctx).map(Kind::PostgresQuery);
+    }
+    if let Some(spec) = raw.ef_migrations.take() {
+        return postgres::migrations::MigrationsCheck::build(spec, ctx).map(Kind::EfMigrations);
     }
     None
 }

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::check::postgres::{archiving, migrations, query, reachable, replication};
 use crate::check::{cors, http, signoff};
 
 /// The `global` block.
@@ -34,6 +35,11 @@ pub struct RawCheck {
     pub http: Option<http::HttpSpec>,
     pub cors: Option<cors::CorsSpec>,
     pub signoff: Option<signoff::SignoffSpec>,
+    pub postgres_reachable: Option<reachable::ReachableSpec>,
+    pub postgres_replication: Option<replication::ReplicationSpec>,
+    pub postgres_archiving: Option<archiving::ArchivingSpec>,
+    pub postgres_query: Option<query::QuerySpec>,
+    pub ef_migrations: Option<migrations::MigrationsSpec>,
 }
 
 impl RawCheck {
@@ -49,9 +55,33 @@ impl RawCheck {
         if self.signoff.is_some() {
             kinds.push("signoff");
         }
+        if self.postgres_reachable.is_some() {
+            kinds.push("postgres_reachable");
+        }
+        if self.postgres_replication.is_some() {
+            kinds.push("postgres_replication");
+        }
+        if self.postgres_archiving.is_some() {
+            kinds.push("postgres_archiving");
+        }
+        if self.postgres_query.is_some() {
+            kinds.push("postgres_query");
+        }
+        if self.ef_migrations.is_some() {
+            kinds.push("ef_migrations");
+        }
         kinds
     }
 }
 
 /// Every kind name a check may use, in the order the documentation lists them.
-pub const KIND_NAMES: &[&str] = &["http", "cors", "signoff"];
+pub const KIND_NAMES: &[&str] = &[
+    "http",
+    "cors",
+    "signoff",
+    "postgres_reachable",
+    "postgres_replication",
+    "postgres_archiving",
+    "postgres_query",
+    "ef_migrations",
+];

@@ -1,5 +1,11 @@
 //! Integration tests: one binary, a module per topic.
 
+mod postgres;
+#[allow(
+    dead_code,
+    reason = "each PostgreSQL test uses a different subset of the fixtures"
+)]
+mod postgres_support;
 #[allow(
     dead_code,
     reason = "each topic uses a different subset of the fixtures"
