@@ -2,9 +2,13 @@
 //!
 //! Each check has one task that sleeps until its next slot, waits for a permit of the global
 //! concurrency limit, runs the check inside its timeout and stores the result. Because one task
-//! owns a check, two runs of the same check never overlap. Slots are fixed multiples of the
-//! interval from the task's start plus a random jitter, so a check does not drift however long
-//! its runs take; a slot missed while waiting for a permit is skipped, not queued.
+//! owns a check, two runs of the same check never overlap.
+//!
+//! The first run starts right after start-up. Later slots sit at a fixed phase within the
+//! interval, derived from the check id, plus whole intervals and a random jitter: checks with
+//! equal intervals spread over the interval instead of all running in the same second, the
+//! spread is the same after a restart, and a check does not drift however long its runs take.
+//! A slot missed while waiting for a permit is skipped, not queued.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -116,17 +120,18 @@ impl Drop for Scheduler {
 }
 
 async fn run_loop(def: Arc<CheckDef>, state: Arc<State>, semaphore: Arc<Semaphore>) {
-    let origin = Instant::now();
+    let start = Instant::now();
     let interval_nanos = def.interval.as_nanos().max(1) as u64;
+    // Slot k (k >= 1) starts k intervals after `origin`; slot 0 is the first run at `start`.
+    let origin = start + phase(&def.id, def.interval);
     let mut slot: u64 = 0;
     loop {
-        // The first run starts right away; later runs are spread by the jitter.
-        let jitter = if slot == 0 {
-            Duration::ZERO
+        let at = if slot == 0 {
+            start
         } else {
-            random_jitter(def.jitter)
+            let offset = Duration::from_nanos(interval_nanos.saturating_mul(slot));
+            origin + offset + random_jitter(def.jitter)
         };
-        let at = origin + Duration::from_nanos(interval_nanos.saturating_mul(slot)) + jitter;
         tokio::time::sleep_until(at).await;
 
         let Ok(permit) = semaphore.acquire().await else {
@@ -136,9 +141,19 @@ async fn run_loop(def: Arc<CheckDef>, state: Arc<State>, semaphore: Arc<Semaphor
         drop(permit);
 
         log_result(&def, &result, state.record(&def, result.clone()));
-        let elapsed = Instant::now().duration_since(origin).as_nanos() as u64;
+        let elapsed = Instant::now().saturating_duration_since(origin).as_nanos() as u64;
         slot = elapsed / interval_nanos + 1;
     }
+}
+
+/// The offset of a check's slots within its interval: a hash of the id (FNV-1a), so it is
+/// spread evenly over the interval and stable across restarts.
+pub(crate) fn phase(id: &str, interval: Duration) -> Duration {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let interval_nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(hash % interval_nanos)
 }
 
 fn random_jitter(max: Duration) -> Duration {
@@ -304,16 +319,44 @@ mod tests {
         Behaviour::Sleep(Duration::from_secs(seconds))
     }
 
+    /// Runs that start within `elapsed` of start-up when the jitter is zero.
+    fn expected_runs(id: &str, interval: u64, elapsed: Duration) -> usize {
+        let interval = Duration::from_secs(interval);
+        let origin = phase(id, interval);
+        1 + (1..)
+            .take_while(|k| origin + interval * *k <= elapsed)
+            .count()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn runs_once_per_interval() {
         let counters = Arc::new(Counters::default());
         let scheduler = Scheduler::new(Arc::new(State::new()));
         scheduler.apply(&config(vec![def("a", 10, 5, quick(1), &counters)], 4));
 
-        tokio::time::sleep(Duration::from_millis(35_500)).await;
+        let elapsed = Duration::from_millis(45_500);
+        tokio::time::sleep(elapsed).await;
 
-        // Runs start at 0, 10, 20 and 30 seconds.
-        assert_eq!(counters.runs.load(Ordering::SeqCst), 4);
+        let runs = counters.runs.load(Ordering::SeqCst);
+        assert_eq!(runs, expected_runs("a", 10, elapsed));
+        assert!(
+            (4..=5).contains(&runs),
+            "{runs} runs in 45.5 s at a 10 s interval"
+        );
+    }
+
+    #[test]
+    fn phases_spread_over_interval() {
+        let interval = Duration::from_secs(60);
+        let mut buckets = [0usize; 6];
+        for i in 0..6000 {
+            let offset = phase(&format!("check_{i}"), interval);
+            assert!(offset < interval);
+            buckets[(offset.as_secs() / 10) as usize] += 1;
+        }
+        for count in buckets {
+            assert!((800..1200).contains(&count), "uneven spread: {buckets:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -385,7 +428,8 @@ mod tests {
             "{}",
             last.outcome.message
         );
-        assert_eq!(counters.runs.load(Ordering::SeqCst), 3);
+        let expected = expected_runs("boom", 5, Duration::from_millis(10_500));
+        assert_eq!(counters.runs.load(Ordering::SeqCst), expected);
     }
 
     #[tokio::test(start_paused = true)]
@@ -395,37 +439,38 @@ mod tests {
         let state = Arc::new(State::new());
         let scheduler = Scheduler::new(state.clone());
         let keep = def("keep", 10, 5, quick(1), &kept);
-        scheduler.apply(&config(
-            vec![keep.clone(), def("gone", 10, 5, quick(1), &removed)],
-            4,
-        ));
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        assert_eq!(removed.runs.load(Ordering::SeqCst), 2);
+        let gone = def("gone", 10, 5, quick(1), &removed);
+        scheduler.apply(&config(vec![keep, gone], 4));
+        let first = Duration::from_secs(25);
+        tokio::time::sleep(first).await;
+        let removed_runs = expected_runs("gone", 10, first);
+        assert_eq!(removed.runs.load(Ordering::SeqCst), removed_runs);
 
         // Same definition for `keep`: its task and schedule continue.
         let added = Arc::new(Counters::default());
-        scheduler.apply(&config(
-            vec![
-                def("keep", 10, 5, quick(1), &kept),
-                def("new", 10, 5, quick(1), &added),
-            ],
-            4,
-        ));
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        let keep = def("keep", 10, 5, quick(1), &kept);
+        let new = def("new", 10, 5, quick(1), &added);
+        scheduler.apply(&config(vec![keep, new], 4));
+        let second = Duration::from_secs(30);
+        tokio::time::sleep(second).await;
 
+        let kept_runs = kept.runs.load(Ordering::SeqCst);
         assert_eq!(
             removed.runs.load(Ordering::SeqCst),
-            2,
-            "a removed check no longer runs"
+            removed_runs,
+            "a removed check stops"
         );
         assert_eq!(
-            kept.runs.load(Ordering::SeqCst),
-            5,
-            "runs at 0, 10, 20, 30, 40 s"
+            kept_runs,
+            expected_runs("keep", 10, first + second),
+            "schedule kept"
         );
         assert!(state.entry("gone").is_none());
         assert!(state.entry("keep").unwrap().last.is_some());
-        assert_eq!(added.runs.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            added.runs.load(Ordering::SeqCst),
+            expected_runs("new", 10, second)
+        );
     }
 
     #[test]
