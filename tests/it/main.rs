@@ -2,6 +2,7 @@
 
 mod alerting;
 mod dashboard;
+mod helm_chart;
 #[allow(
     dead_code,
     reason = "each topic uses a different subset of the fixtures"
