@@ -13,3 +13,4 @@ mod support;
     reason = "each topic uses a different subset of the helpers"
 )]
 mod testbed;
+mod web_protection;
