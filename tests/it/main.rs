@@ -1,7 +1,9 @@
 //! Integration tests: one binary, a module per topic.
 
 mod alerting;
+mod container;
 mod dashboard;
+mod end_to_end;
 mod helm_chart;
 #[allow(
     dead_code,
