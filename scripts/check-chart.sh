@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Checks the Helm chart offline with every validator the testbed has: helm lint, helm template
-# with the default values and with ci/full-values.yaml, kubernetes-validate on the rendered
-# manifests, the rendered rules and dashboard against their sources, promtool on the rendered
-# rules, and checkov (with --skip-download, so nothing is sent anywhere).
+# Checks the Helm chart offline with every validator the testbed has. It runs helm lint, and
+# helm template with the default values and with ci/full-values.yaml. The rendered manifests
+# then go through kubernetes-validate, a comparison of the rules and dashboard with their
+# sources, promtool, and checkov (with --skip-download, so nothing is sent anywhere).
 # Needs helm, kubernetes-validate, checkov and promtool on PATH, and .testbed/venv (PyYAML).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,8 +55,8 @@ kubernetes-validate --strict --quiet -k 1.33.0 "$work/default/manifests.yaml" "$
   --rules-out "$work/rendered.rules.yaml"
 promtool check rules "$work/rendered.rules.yaml"
 
-# With the default values the image cannot be pinned by digest (the digest is the user's), and
-# IfNotPresent is the sensible default; ci/full-values.yaml pins both and passes every check.
+# The default values cannot pin the image by digest, because only the user knows the digest,
+# and IfNotPresent is the usual default. ci/full-values.yaml pins both and passes every check.
 checkov --skip-download --quiet --compact --framework kubernetes -d "$work/full"
 checkov --skip-download --quiet --compact --framework kubernetes -d "$work/default" \
   --skip-check CKV_K8S_43,CKV_K8S_15

@@ -59,7 +59,7 @@ pub enum WebConfigError {
     Invalid {
         /// The file.
         path: PathBuf,
-        /// What is wrong and how to fix it.
+        /// The problem, with the bad value and its fix.
         message: String,
     },
 }
@@ -87,8 +87,8 @@ struct RawTlsServerConfig {
 pub struct WebConfig {
     tls: Option<Arc<rustls::ServerConfig>>,
     users: BTreeMap<String, String>,
-    /// A bcrypt hash of a random password at the users' cost; unknown users are checked against
-    /// it so that a wrong user name takes about as long as a wrong password.
+    /// A bcrypt hash of a random password at the users' cost. Unknown users are checked against
+    /// it, so a wrong user name takes about as long as a wrong password.
     unknown_user_hash: String,
 }
 
@@ -332,8 +332,8 @@ fn client_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// Answers a client that sent plain HTTP to the TLS listener with a 400 that says so, as Go's
-/// servers do, instead of closing the connection without a word. Returns true when it did.
+/// Sends a 400 response to a client that sent plain HTTP to the TLS listener, as Go's servers do,
+/// instead of closing the connection without a response. Returns true when it did.
 pub(crate) async fn reject_plain_http(stream: &mut TcpStream) -> bool {
     let mut first = [0u8; 1];
     match stream.peek(&mut first).await {

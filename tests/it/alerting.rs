@@ -99,3 +99,45 @@ fn metric_names_skip_recording_rules() {
         vec!["readiness_gate_open".to_string()]
     );
 }
+
+#[tokio::test]
+async fn build_info_carries_external_url() {
+    let checklist = |url: &str| {
+        format!(
+            r#"
+global:
+  interval: 60s
+  external_url: {url}
+checks:
+  - id: nothing_listens
+    title: "A port with nothing listening"
+    section: "I. Pre-Deployment"
+    severity: warning
+    http:
+      url: http://127.0.0.1:9/
+"#
+        )
+    };
+    let exporter =
+        crate::support::start_exporter(&checklist("https://readiness.example.com/")).await;
+    let (_, _, metrics) = crate::support::get(&exporter.url("/metrics")).await;
+    let expected = format!(
+        "readiness_exporter_build_info{{version=\"{}\",revision=\"{}\",external_url=\"https://readiness.example.com/\"}} 1",
+        readiness_exporter::metrics::VERSION,
+        readiness_exporter::metrics::REVISION
+    );
+    assert!(metrics.contains(&expected), "{metrics}");
+
+    // A reload that changes the URL changes the label, so alert links follow it.
+    std::fs::write(
+        &exporter.config_path,
+        checklist("https://staging.example.com/readiness/"),
+    )
+    .unwrap();
+    exporter.exporter.reload().await.unwrap();
+    let (_, _, metrics) = crate::support::get(&exporter.url("/metrics")).await;
+    assert!(
+        metrics.contains("external_url=\"https://staging.example.com/readiness/\"} 1"),
+        "{metrics}"
+    );
+}
