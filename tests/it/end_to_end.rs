@@ -179,8 +179,15 @@ checks:
     runbook_url: {RUNBOOK}
     http:
       url: {url}
+  - id: cors_origins
+    title: "CORS origins: the API allows the production frontend"
+    section: "I. Pre-Deployment"
+    severity: warning
+    http:
+      url: {cors_url}
 "#,
-        url = target.url("http", "/health")
+        url = target.url("http", "/health"),
+        cors_url = target.url("http", "/cors")
     ))
     .await;
     exporter.wait_ready().await;
@@ -269,8 +276,25 @@ checks:
         description.contains("The check is blocking"),
         "{description}"
     );
-    // A critical page never goes to the ticket receiver as well.
+    // A critical page never goes to the ticket receiver as well, and a failing warning check
+    // opens a ticket without paging.
     assert!(notifications(&inbox, "readiness-ticket", "payments_service_up", "firing").is_empty());
+    let ticketed = wait_for(limit, || {
+        !notifications(&inbox, "readiness-ticket", "cors_origins", "firing").is_empty()
+    })
+    .await;
+    assert!(
+        ticketed,
+        "no ticket for the warning check within {limit:?}\n{}",
+        logs(dir.path())
+    );
+    let ticket = notifications(&inbox, "readiness-ticket", "cors_origins", "firing")[0].clone();
+    assert_eq!(ticket["labels"]["severity"], "warning");
+    assert_eq!(
+        ticket["annotations"]["runbook_url"],
+        format!("{EXTERNAL_URL}#check-cors_origins")
+    );
+    assert!(notifications(&inbox, "readiness-pager", "cors_origins", "firing").is_empty());
 
     // Repair the target: the next run passes and the page resolves.
     broken.store(false, Ordering::SeqCst);
