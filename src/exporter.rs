@@ -37,6 +37,13 @@ impl Exporter {
     ) -> Result<Arc<Exporter>, ConfigError> {
         let config = config::load_with_env(path, env.clone())?;
         let state = Arc::new(State::new());
+        state.set_external_url(
+            config
+                .global
+                .external_url
+                .as_ref()
+                .map(|url| url.to_string()),
+        );
         let scheduler = Scheduler::new(state.clone());
         scheduler.apply(&config);
         info!(
@@ -82,6 +89,13 @@ impl Exporter {
                     );
                 }
                 self.scheduler.apply(&config);
+                self.state.set_external_url(
+                    config
+                        .global
+                        .external_url
+                        .as_ref()
+                        .map(|url| url.to_string()),
+                );
                 *global = config.global.clone();
                 self.state.set_reload(true, now);
                 info!(config = %self.path.display(), checks = config.checks.len(), "Configuration reloaded");

@@ -57,6 +57,10 @@ enum Command {
         /// Configuration file (YAML).
         #[arg(long, short)]
         config: PathBuf,
+        /// Web configuration file (exporter-toolkit format) that enables TLS, mutual TLS and
+        /// basic auth on every endpoint.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config: Option<PathBuf>,
     },
     /// Run every check once, print the results and exit 0 when every blocking check passes,
     /// 1 when one does not, 2 when the configuration is invalid.
@@ -101,7 +105,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config } => serve(config).await,
+            Command::Serve { config, web_config } => serve(config, web_config).await,
             Command::Check {
                 config,
                 section,
@@ -133,8 +137,8 @@ fn print_config_error(err: &ConfigError) {
     eprintln!("error: {err}");
 }
 
-async fn serve(path: PathBuf) -> u8 {
-    match run_server(path).await {
+async fn serve(path: PathBuf, web_config: Option<PathBuf>) -> u8 {
+    match run_server(path, web_config).await {
         Ok(()) => EXIT_PASS,
         Err(err) => {
             match err.downcast_ref::<ConfigError>() {
@@ -146,7 +150,11 @@ async fn serve(path: PathBuf) -> u8 {
     }
 }
 
-async fn run_server(path: PathBuf) -> anyhow::Result<()> {
+async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Result<()> {
+    let web = match &web_config {
+        Some(web_config) => web::WebConfig::load(web_config)?,
+        None => web::WebConfig::none(),
+    };
     let exporter = Exporter::start(&path)?;
     let address = exporter.global().listen_address;
     let listener = tokio::net::TcpListener::bind(address)
@@ -173,7 +181,7 @@ async fn run_server(path: PathBuf) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => info!("SIGINT received, stopping"),
         }
     };
-    web::serve(exporter.clone(), listener, shutdown).await;
+    web::serve_with(exporter.clone(), listener, Arc::new(web), shutdown).await;
     exporter.stop();
     info!("Exporter stopped");
     Ok(())

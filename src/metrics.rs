@@ -75,7 +75,7 @@ pub const CORE_FAMILIES: &[CoreFamily] = &[
     core(
         "readiness_exporter_build_info",
         "gauge",
-        &["version", "revision"],
+        &["version", "revision", "external_url"],
     ),
     core("readiness_exporter_start_time_seconds", "gauge", &[]),
     core("readiness_exporter_checks", "gauge", &[]),
@@ -269,12 +269,18 @@ impl StateCollector {
         {
             let family = encoder.encode_descriptor(
                 "readiness_exporter_build_info",
-                "Version and git revision of the exporter; always 1",
+                "Version and git revision of the exporter, and the URL of its status page; always 1",
                 None,
                 MetricType::Gauge,
             )?;
             let mut family = family;
-            let labels = [("version", VERSION), ("revision", REVISION)];
+            // Alerts join this series to link to the status page; empty when not configured.
+            let external_url = self.state.external_url().unwrap_or_default();
+            let labels = [
+                ("version", VERSION),
+                ("revision", REVISION),
+                ("external_url", external_url.as_str()),
+            ];
             ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
         }
         scalar(

@@ -112,6 +112,7 @@ struct Checks {
 pub struct State {
     checks: RwLock<Checks>,
     reload: Mutex<ReloadStatus>,
+    external_url: Mutex<Option<String>>,
     /// When the exporter started.
     pub started: SystemTime,
 }
@@ -132,6 +133,7 @@ impl State {
                 successful: true,
                 last_success: now,
             }),
+            external_url: Mutex::new(None),
             started: now,
         }
     }
@@ -252,5 +254,18 @@ impl State {
     /// The outcome of the last reload.
     pub fn reload_status(&self) -> ReloadStatus {
         *self.reload.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the URL under which users reach the exporter (`global.external_url`).
+    pub fn set_external_url(&self, url: Option<String>) {
+        *self.external_url.lock().unwrap_or_else(|e| e.into_inner()) = url;
+    }
+
+    /// The URL under which users reach the exporter, when the configuration sets one.
+    pub fn external_url(&self) -> Option<String> {
+        self.external_url
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

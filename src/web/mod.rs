@@ -5,6 +5,7 @@
 //! exporter cannot be turned into a proxy that probes arbitrary addresses.
 
 mod page;
+mod protection;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,20 +25,39 @@ use tracing::{debug, info};
 use crate::config::ConfigError;
 use crate::exporter::Exporter;
 use crate::report::{self, CheckView};
+pub use protection::{Authorization, WebConfig, WebConfigError};
 
 type Body = Full<Bytes>;
 
-/// Serves requests on `listener` until `shutdown` completes.
+/// Serves requests on `listener` until `shutdown` completes, over plain HTTP without
+/// authentication.
 pub async fn serve(
     exporter: Arc<Exporter>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(exporter, listener, Arc::new(WebConfig::none()), shutdown).await;
+}
+
+/// Serves requests on `listener` until `shutdown` completes, with the TLS and basic auth
+/// settings of `web`.
+pub async fn serve_with(
+    exporter: Arc<Exporter>,
+    listener: TcpListener,
+    web: Arc<WebConfig>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     let address = listener.local_addr().ok();
-    info!(address = ?address, "Listening");
+    info!(
+        address = ?address,
+        tls = web.tls_enabled(),
+        basic_auth = web.basic_auth_enabled(),
+        "Listening"
+    );
+    let acceptor = web.acceptor();
     loop {
-        let (stream, peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -48,19 +68,61 @@ pub async fn serve(
             },
         };
         let exporter = exporter.clone();
+        let web = web.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |request: Request<Incoming>| {
                 let exporter = exporter.clone();
-                async move { Ok::<_, Infallible>(handle(&exporter, request).await) }
+                let web = web.clone();
+                async move {
+                    let authorization = web
+                        .authorize(request.headers().get(header::AUTHORIZATION))
+                        .await;
+                    let response = match authorization {
+                        Authorization::Allowed => handle(&exporter, request).await,
+                        Authorization::Denied => unauthorized(),
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
-            if let Err(err) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let builder = hyper::server::conn::http1::Builder::new();
+            let served = match acceptor {
+                Some(acceptor) => {
+                    if protection::reject_plain_http(&mut stream).await {
+                        debug!(peer = %peer, "Plain HTTP request on the TLS listener rejected");
+                        return;
+                    }
+                    match acceptor.accept(stream).await {
+                        Ok(stream) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Err(err) => {
+                            debug!(peer = %peer, error = %err, "TLS handshake failed");
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
+            };
+            if let Err(err) = served {
                 debug!(peer = %peer, error = %err, "Connection ended with an error");
             }
         });
     }
+}
+
+fn unauthorized() -> Response<Body> {
+    let mut response = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, WebConfig::challenge());
+    response
 }
 
 /// Routes one request.

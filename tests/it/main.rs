@@ -1,6 +1,5 @@
 //! Integration tests: one binary, a module per topic.
 
-mod postgres;
 #[allow(
     dead_code,
     reason = "each PostgreSQL test uses a different subset of the fixtures"
@@ -11,11 +10,23 @@ mod postgres_support;
     reason = "each topic uses a different subset of the fixtures"
 )]
 mod support;
+#[allow(
+    dead_code,
+    reason = "each topic uses a different subset of the helpers"
+)]
+mod testbed;
 
+mod alerting;
 mod cli;
 mod config;
+mod container;
 mod contract;
 mod cors;
+mod dashboard;
+mod end_to_end;
+mod helm_chart;
 mod http;
+mod postgres;
 mod signoff;
 mod web;
+mod web_protection;

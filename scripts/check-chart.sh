@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Checks the Helm chart offline with every validator the testbed has. It runs helm lint, and
+# helm template with the default values and with ci/full-values.yaml. The rendered manifests
+# then go through kubernetes-validate, a comparison of the rules and dashboard with their
+# sources, promtool, and checkov (with --skip-download, so nothing is sent anywhere).
+# Needs helm, kubernetes-validate, checkov and promtool on PATH, and .testbed/venv (PyYAML).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+chart=deploy/helm/readiness-exporter
+python=.testbed/venv/bin/python
+for tool in helm kubernetes-validate checkov promtool; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "error: $tool not found on PATH; run scripts/install-testbed.sh" >&2
+    exit 1
+  fi
+done
+if [ ! -x "$python" ]; then
+  echo "error: $python is missing; run scripts/install-testbed.sh" >&2
+  exit 1
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export HELM_CACHE_HOME="$work/helm/cache" HELM_CONFIG_HOME="$work/helm/config" HELM_DATA_HOME="$work/helm/data"
+
+# The chart carries copies because Helm reads only files inside the chart directory.
+cmp alerts/readiness.rules.yaml "$chart/files/readiness.rules.yaml" || {
+  echo "error: $chart/files/readiness.rules.yaml differs from alerts/readiness.rules.yaml; copy it again" >&2
+  exit 1
+}
+cmp dashboards/readiness.json "$chart/files/readiness.json" || {
+  echo "error: $chart/files/readiness.json differs from dashboards/readiness.json; copy it again" >&2
+  exit 1
+}
+
+helm lint --strict "$chart"
+helm lint --strict "$chart" -f "$chart/ci/full-values.yaml"
+
+mkdir -p "$work/default" "$work/full"
+helm template readiness "$chart" --namespace readiness >"$work/default/manifests.yaml"
+helm template readiness "$chart" --namespace readiness -f "$chart/ci/full-values.yaml" \
+  >"$work/full/manifests.yaml"
+
+# values.schema.json rejects a write verb in the generated RBAC.
+if helm template readiness "$chart" --set 'rbac.extraRules[0].resources[0]=pods' \
+    --set 'rbac.extraRules[0].verbs[0]=delete' >/dev/null 2>&1; then
+  echo "error: values.schema.json accepted a write verb in rbac.extraRules" >&2
+  exit 1
+fi
+
+kubernetes-validate --strict --quiet -k 1.33.0 "$work/default/manifests.yaml" "$work/full/manifests.yaml"
+
+"$python" scripts/check-chart-render.py "$work/default/manifests.yaml" "$work/full/manifests.yaml" \
+  --rules-out "$work/rendered.rules.yaml"
+promtool check rules "$work/rendered.rules.yaml"
+
+# The default values cannot pin the image by digest, because only the user knows the digest,
+# and IfNotPresent is the usual default. ci/full-values.yaml pins both and passes every check.
+checkov --skip-download --quiet --compact --framework kubernetes -d "$work/full"
+checkov --skip-download --quiet --compact --framework kubernetes -d "$work/default" \
+  --skip-check CKV_K8S_43,CKV_K8S_15
+
+echo "chart: lint, render, kubernetes-validate, rendered rules and dashboard, checkov OK"
