@@ -18,7 +18,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::check::{measure_families, Measure, MeasureFamily, Status};
 use crate::state::{Entry, State};
 
-/// The content type of the exposition: OpenMetrics text, which Prometheus asks for first.
+/// The content type of the exposition: OpenMetrics text, which Prometheus requests first.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The version and git revision the binary was built from.

@@ -4,11 +4,11 @@
 //! concurrency limit, runs the check inside its timeout and stores the result. Because one task
 //! owns a check, two runs of the same check never overlap.
 //!
-//! The first run starts right after start-up. Later slots sit at a fixed phase within the
-//! interval, derived from the check id, plus whole intervals and a random jitter: checks with
-//! equal intervals spread over the interval instead of all running in the same second, the
-//! spread is the same after a restart, and a check does not drift however long its runs take.
-//! A slot missed while waiting for a permit is skipped, not queued.
+//! The first run starts right after start-up. Each later slot is a fixed phase within the
+//! interval, derived from the check id, plus whole intervals and a random jitter. So checks with
+//! equal intervals spread over the interval instead of all running in the same second, and the
+//! spread is the same after a restart. A check does not drift however long its runs take, and a
+//! slot missed while waiting for a permit is skipped, not queued.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

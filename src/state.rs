@@ -13,7 +13,7 @@ pub const STALE_AFTER_INTERVALS: u32 = 3;
 /// One finished run of a check.
 #[derive(Clone, Debug)]
 pub struct CheckResult {
-    /// What the run found.
+    /// The verdict of the run.
     pub outcome: Outcome,
     /// When the run started.
     pub started: SystemTime,
@@ -51,7 +51,7 @@ impl Entry {
         }
     }
 
-    /// The status as outputs show it at `now`: a missing or stale result is unknown.
+    /// Returns the status that outputs show at `now`: a missing or stale result is unknown.
     pub fn effective(&self, now: SystemTime) -> (Status, Reason, String) {
         let Some(last) = &self.last else {
             return (Status::Unknown, Reason::NotRun, "not run yet".to_string());
@@ -78,7 +78,7 @@ pub struct ReloadStatus {
     pub last_success: SystemTime,
 }
 
-/// The answer of the deploy gate.
+/// The result of the deploy gate.
 #[derive(Debug)]
 pub struct Gate {
     /// True when every blocking check in scope passes.
@@ -124,7 +124,7 @@ impl Default for State {
 }
 
 impl State {
-    /// An empty state.
+    /// Creates an empty state.
     pub fn new() -> Self {
         let now = SystemTime::now();
         State {
@@ -195,14 +195,14 @@ impl State {
         f(&entries)
     }
 
-    /// A copy of every entry in configuration order.
+    /// Returns a copy of every entry in configuration order.
     pub fn entries(&self) -> Vec<Entry> {
         let mut entries = Vec::new();
         self.for_each(|entry| entries.push(entry.clone()));
         entries
     }
 
-    /// A copy of one entry.
+    /// Returns a copy of one entry.
     pub fn entry(&self, id: &str) -> Option<Entry> {
         let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
         guard.entries.get(id).cloned()
@@ -251,7 +251,7 @@ impl State {
         }
     }
 
-    /// The outcome of the last reload.
+    /// Returns the outcome of the last reload.
     pub fn reload_status(&self) -> ReloadStatus {
         *self.reload.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -53,7 +53,7 @@ impl fmt::Display for Status {
 
 macro_rules! reasons {
     ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
-        /// Why a check has the status it has. A small fixed set, so it can be a metric label.
+        /// The cause of a check's status, from a small fixed set so that it can be a metric label.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Reason {
             $($(#[$doc])* $variant,)*
@@ -88,11 +88,11 @@ reasons! {
     ConnectionFailed => "connection_failed",
     /// The TLS handshake or certificate verification failed.
     TlsError => "tls_error",
-    /// The target answered 401 Unauthorized.
+    /// The target returned 401 Unauthorized.
     Unauthorized => "unauthorized",
-    /// The target answered 403 Forbidden.
+    /// The target returned 403 Forbidden.
     Forbidden => "forbidden",
-    /// The target answered 429 Too Many Requests.
+    /// The target returned 429 Too Many Requests.
     RateLimited => "rate_limited",
     /// The status code is not one of the expected codes.
     UnexpectedStatus => "unexpected_status",
@@ -243,7 +243,7 @@ impl Measure {
     }
 }
 
-/// What one run of a check found.
+/// The result of one run of a check.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     /// Pass, fail or error. A kind never returns `Unknown`.

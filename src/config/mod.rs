@@ -45,7 +45,7 @@ pub struct Config {
 /// The `global` block, with defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Global {
-    /// Where the web server listens.
+    /// The address the web server listens on.
     pub listen_address: SocketAddr,
     /// The interval of checks that set none.
     pub interval: Duration,
@@ -102,9 +102,9 @@ pub struct CheckDef {
     pub timeout: Duration,
     /// Maximum random delay added to each scheduled run.
     pub jitter: Duration,
-    /// Where on-call reads what to do when the check fails.
+    /// The page on-call reads when the check fails.
     pub runbook_url: Option<String>,
-    /// What the check does.
+    /// The kind and its settings.
     pub kind: Kind,
     /// The check as written, after overrides; a reload restarts a check only when this changes.
     pub definition: serde_json::Value,
@@ -117,7 +117,7 @@ pub struct Problem {
     pub check: Option<String>,
     /// The dotted path of the field (`http.url`), or empty for the item as a whole.
     pub field: String,
-    /// What is wrong, with the bad value and how to fix it.
+    /// The description of the problem, with the bad value and the fix.
     pub message: String,
     /// The 1-based line in the file, where it could be found.
     pub line: Option<usize>,
