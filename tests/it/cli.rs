@@ -260,6 +260,28 @@ async fn serve_outputs_never_contain_secret() {
         .await
         .unwrap();
     bodies.push(("/-/reload", reload.text().await.unwrap()));
+
+    // SIGHUP reloads too: remove the `docs` check and wait for its series to go.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without_docs = &text[..text.find("  - id: docs").unwrap()];
+    std::fs::write(&path, without_docs).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    let mut reloaded = false;
+    for _ in 0..200 {
+        let metrics = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !metrics.contains("check=\"docs\"") {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -276,6 +298,8 @@ async fn serve_outputs_never_contain_secret() {
         status.success(),
         "SIGTERM stops the exporter cleanly\n{logs}"
     );
+    assert!(reloaded, "SIGHUP removed the `docs` check\n{logs}");
+    assert!(logs.contains("Configuration reloaded"), "{logs}");
     assert!(
         bodies[0]
             .1
