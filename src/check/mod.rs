@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub mod dns;
 pub mod http;
+pub mod tls;
 
 /// The four states a check can be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -107,6 +109,30 @@ reasons! {
     SecretUnavailable => "secret_unavailable",
     /// The check panicked; this is a bug in the exporter.
     InternalError => "internal_error",
+    /// A certificate expires in fewer days than the configured minimum.
+    CertExpiring => "cert_expiring",
+    /// A certificate's not-after time has passed.
+    CertExpired => "cert_expired",
+    /// A certificate's not-before time is still in the future.
+    CertNotYetValid => "cert_not_yet_valid",
+    /// The leaf certificate is not valid for the expected host name.
+    HostnameMismatch => "hostname_mismatch",
+    /// The certificate chain does not lead to a trusted root.
+    UntrustedChain => "untrusted_chain",
+    /// The negotiated TLS version is below the configured minimum.
+    TlsVersionTooLow => "tls_version_too_low",
+    /// A file the check reads is missing, unreadable or has no usable content.
+    FileUnreadable => "file_unreadable",
+    /// The name does not exist (DNS response code NXDOMAIN).
+    Nxdomain => "nxdomain",
+    /// The name exists but has no record of the queried type.
+    Nodata => "nodata",
+    /// The name server could not resolve the name (DNS response code SERVFAIL).
+    Servfail => "servfail",
+    /// The name server answered with another error code, such as REFUSED.
+    DnsError => "dns_error",
+    /// The records differ from the expected values.
+    RecordMismatch => "record_mismatch",
 }
 
 impl fmt::Display for Reason {
@@ -234,6 +260,10 @@ impl Outcome {
 pub enum Kind {
     /// An HTTP request with conditions on the response.
     Http(http::HttpCheck),
+    /// The certificate chain of a server or a PEM file.
+    Tls(tls::TlsCheck),
+    /// A DNS query with conditions on the records.
+    Dns(dns::DnsCheck),
 }
 
 impl Kind {
@@ -241,6 +271,8 @@ impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Http(_) => "http",
+            Kind::Tls(_) => "tls",
+            Kind::Dns(_) => "dns",
         }
     }
 
@@ -248,6 +280,8 @@ impl Kind {
     pub async fn run(&self, timeout: Duration) -> Outcome {
         match self {
             Kind::Http(check) => check.run(timeout).await,
+            Kind::Tls(check) => check.run(timeout).await,
+            Kind::Dns(check) => check.run(timeout).await,
         }
     }
 }
@@ -256,6 +290,8 @@ impl Kind {
 pub fn measure_families() -> Vec<&'static MeasureFamily> {
     let mut families = Vec::new();
     families.extend_from_slice(http::MEASURES);
+    families.extend_from_slice(tls::MEASURES);
+    families.extend_from_slice(dns::MEASURES);
     families
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{http, Kind};
+use crate::check::{dns, http, tls, Kind};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -534,7 +534,7 @@ fn build_check(
     ctx: &mut BuildContext<'_>,
 ) -> Option<CheckDef> {
     let definition = item.clone();
-    let raw: RawCheck = match serde_json::from_value(item) {
+    let mut raw: RawCheck = match serde_json::from_value(item) {
         Ok(raw) => raw,
         Err(err) => {
             let (field, message) = describe_serde_error(&err);
@@ -636,7 +636,7 @@ fn build_check(
             );
             None
         }
-        [_] => build_kind(raw.http, ctx),
+        [_] => build_kind(&mut raw, ctx),
         several => {
             ctx.problem(
                 "",
@@ -664,9 +664,15 @@ fn build_check(
     })
 }
 
-fn build_kind(http: Option<http::HttpSpec>, ctx: &mut BuildContext<'_>) -> Option<Kind> {
-    if let Some(spec) = http {
+fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
+    if let Some(spec) = raw.http.take() {
         return http::HttpCheck::build(spec, ctx).map(Kind::Http);
+    }
+    if let Some(spec) = raw.tls.take() {
+        return tls::TlsCheck::build(spec, ctx).map(Kind::Tls);
+    }
+    if let Some(spec) = raw.dns.take() {
+        return dns::DnsCheck::build(spec, ctx).map(Kind::Dns);
     }
     None
 }

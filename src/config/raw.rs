@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::check::http;
+use crate::check::{dns, http, tls};
 
 /// The `global` block.
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +32,8 @@ pub struct RawCheck {
     pub jitter: Option<String>,
     pub runbook_url: Option<String>,
     pub http: Option<http::HttpSpec>,
+    pub tls: Option<tls::TlsSpec>,
+    pub dns: Option<dns::DnsSpec>,
 }
 
 impl RawCheck {
@@ -41,9 +43,15 @@ impl RawCheck {
         if self.http.is_some() {
             kinds.push("http");
         }
+        if self.tls.is_some() {
+            kinds.push("tls");
+        }
+        if self.dns.is_some() {
+            kinds.push("dns");
+        }
         kinds
     }
 }
 
 /// Every kind name a check may use, in the order the documentation lists them.
-pub const KIND_NAMES: &[&str] = &["http"];
+pub const KIND_NAMES: &[&str] = &["http", "tls", "dns"];

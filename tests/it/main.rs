@@ -5,3 +5,4 @@
     reason = "each topic uses a different subset of the fixtures"
 )]
 mod support;
+mod tls;
