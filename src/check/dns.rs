@@ -168,6 +168,9 @@ impl DnsCheck {
 
     /// Sends the query once and compares the records.
     pub async fn run(&self, timeout: Duration) -> Outcome {
+        // The resolver gives up a little before the scheduler's deadline, so that a timeout
+        // outcome names the query and the name server that did not answer.
+        let timeout = timeout.mul_f64(0.9);
         let resolver = match self.resolver(timeout) {
             Ok(resolver) => resolver,
             Err(message) => return Outcome::error(Reason::ConnectionFailed, message),
@@ -260,7 +263,7 @@ impl DnsCheck {
         finish(Outcome::fail(
             Reason::RecordMismatch,
             format!(
-                "{subject} is {}, expected {} ({}): {}",
+                "{subject} returned {}, expected {} {}: {}",
                 list(values.iter()),
                 match self.match_mode {
                     MatchMode::Exact => "exactly",
