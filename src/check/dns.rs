@@ -60,7 +60,7 @@ pub struct DnsSpec {
     match_mode: Option<String>,
 }
 
-/// How the received values are compared with the expected ones.
+/// The comparison of the received values with the expected ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MatchMode {
     /// The received values are exactly the expected set.
@@ -202,6 +202,8 @@ impl DnsCheck {
                     TokioRuntimeProvider::default(),
                 )
             }
+            // NOTE: no test runs this path, because tests must not depend on the machine's
+            // name servers; it differs from the tested path only in where the servers come from.
             None => TokioResolver::builder_tokio().map_err(|err| {
                 format!("cannot read the system resolver configuration: {err}; set `nameserver`")
             })?,
@@ -403,7 +405,7 @@ fn canonical_value(record_type: RecordType, value: &str) -> Result<String, &'sta
     }
 }
 
-/// The value of a record in the form expected values are compared in: IP addresses in their
+/// Formats a record's value the way expected values are compared: IP addresses in their
 /// standard notation, names lowercase with a final dot, MX as `preference host`, and TXT as its
 /// strings joined without separator.
 fn canonical_record(data: &RData) -> Option<String> {

@@ -117,7 +117,7 @@ impl TlsVersion {
     }
 }
 
-/// Where the certificates come from.
+/// The origin of the certificates: a server or a file.
 #[derive(Debug)]
 enum Source {
     /// A server reached over TCP.
@@ -136,7 +136,7 @@ enum Source {
 /// The roots a chain must lead to, with the expiry of each root certificate.
 #[derive(Debug)]
 struct Roots {
-    /// Where the roots come from, for messages.
+    /// The origin of the roots, named in messages.
     origin: String,
     anchors: Vec<TrustAnchor<'static>>,
     /// The parsed root certificates, in the order of `anchors`.
@@ -157,7 +157,7 @@ pub struct TlsCheck {
     source: Source,
     /// The name the leaf must be valid for; `None` for a file without `server_name`.
     expected_name: Option<ServerName<'static>>,
-    roots: Roots,
+    roots: Arc<Roots>,
     min_days_left: f64,
     min_version: TlsVersion,
 }
@@ -399,8 +399,9 @@ impl TlsCheck {
         ))
     }
 
-    /// Verifies the chain now; when a certificate on it is outside its validity period, verifies
-    /// it again as of the leaf's not-before time, so the path and its dates are still known.
+    /// Verifies the chain at `now`. When a certificate on it is outside its validity period, the
+    /// chain is verified again as of the leaf's not-before time, so the path and its dates are
+    /// still known.
     fn verify_chain(
         &self,
         certs: &[CertificateDer<'static>],
@@ -435,8 +436,8 @@ impl TlsCheck {
         }
     }
 
-    /// The certificates of a verified path, leaf first and root last. Certificates the server sent
-    /// that are not on the path are left out.
+    /// Collects the certificates of a verified path, leaf first and root last. Certificates the
+    /// server sent that are not on the path are left out.
     fn path_certs(
         &self,
         path: &webpki::VerifiedPath<'_>,
@@ -562,7 +563,7 @@ fn check_name(leaf: &CertificateDer<'_>, name: &ServerName<'_>) -> Result<(), St
     ))
 }
 
-/// The DNS names and IP addresses in a certificate's subject alternative names.
+/// Collects the DNS names and IP addresses in a certificate's subject alternative names.
 fn certificate_names(der: &CertificateDer<'_>) -> Vec<String> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
         return Vec::new();
@@ -731,7 +732,7 @@ fn parse_pem_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String>
     Ok(certs)
 }
 
-fn load_ca_file(path: &Path) -> Result<Roots, String> {
+fn load_ca_file(path: &Path) -> Result<Arc<Roots>, String> {
     let bytes = std::fs::read(path)
         .map_err(|err| format!("cannot read CA file `{}`: {err}", path.display()))?;
     let certs = parse_pem_certs(&bytes)
@@ -743,17 +744,27 @@ fn load_ca_file(path: &Path) -> Result<Roots, String> {
             path.display()
         ));
     }
-    Ok(roots)
+    Ok(Arc::new(roots))
 }
+
+/// The system roots, loaded once per process because parsing the bundle takes milliseconds per
+/// check. A failed load is not kept, so the next configuration load tries again.
+static SYSTEM_ROOTS: Mutex<Option<Arc<Roots>>> = Mutex::new(None);
 
 /// Loads the system's roots with rustls-native-certs, which on Linux reads `SSL_CERT_FILE` and
 /// `SSL_CERT_DIR` when set and the distribution's bundle otherwise.
-fn load_system_roots() -> Result<Roots, String> {
+fn load_system_roots() -> Result<Arc<Roots>, String> {
+    let mut cached = SYSTEM_ROOTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(roots) = cached.as_ref() {
+        return Ok(roots.clone());
+    }
     let loaded = rustls_native_certs::load_native_certs();
     let roots = roots_from(loaded.certs, "the system roots".to_string());
     if roots.anchors.is_empty() {
         return Err("no system root certificates found; install the ca-certificates package or set `ca_file` to the CA that issues the server's certificate".to_string());
     }
+    let roots = Arc::new(roots);
+    *cached = Some(roots.clone());
     Ok(roots)
 }
 
@@ -824,7 +835,7 @@ fn parse_address(ctx: &mut BuildContext<'_>, address: &str) -> Option<ServerName
     }
 }
 
-/// The process-wide crypto provider, installed on first use when the caller has not.
+/// Returns the process-wide crypto provider, installing ring's on first use if none is set.
 fn provider() -> Arc<CryptoProvider> {
     if let Some(provider) = CryptoProvider::get_default() {
         return provider.clone();
@@ -835,8 +846,9 @@ fn provider() -> Arc<CryptoProvider> {
         .expect("a crypto provider was just installed")
 }
 
-/// A verifier that accepts any certificate chain and records it, while still checking that the
-/// server holds the key of the leaf. Trust is decided later by [`TlsCheck::verify_chain`].
+/// A verifier that accepts any certificate chain and records it, while still checking the
+/// handshake signature, which proves that the server has the leaf's private key. Trust is decided
+/// later by [`TlsCheck::verify_chain`].
 #[derive(Debug)]
 struct RecordingVerifier {
     provider: Arc<CryptoProvider>,

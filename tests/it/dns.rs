@@ -29,7 +29,7 @@ fn name(text: &str) -> Name {
     Name::from_ascii(text).unwrap()
 }
 
-/// The records of `zone.test.`, covering every record type the kind supports.
+/// Builds the records of `zone.test.`, covering every record type the kind supports.
 fn zone_records() -> Vec<Record> {
     let record = |owner: &str, data: RData| Record::from_rdata(name(owner), 300, data);
     vec![
@@ -172,7 +172,7 @@ async fn query(server: &ZoneServer, dns_block: &str) -> (Outcome, String) {
 
 const RECORDS: &str = "readiness_dns_records{check=\"record\"}";
 
-/// The value of the series `series` (name with labels) in an exposition, if present.
+/// Returns the value of the series `series` (name with labels) in an exposition, if present.
 fn metric(body: &str, series: &str) -> Option<f64> {
     body.lines().find_map(|line| {
         let value = line.strip_prefix(series)?.strip_prefix(' ')?;
@@ -181,7 +181,7 @@ fn metric(body: &str, series: &str) -> Option<f64> {
 }
 
 #[tokio::test]
-async fn a_records_match_exact_set() {
+async fn dns_a_records_match_exact_set() {
     let server = zone_server().await;
 
     let (outcome, body) = query(
@@ -407,7 +407,7 @@ async fn servfail_answer_fails() {
     assert_eq!(outcome.status, Status::Fail);
     assert_eq!(outcome.reason, Reason::Servfail);
     assert!(outcome.message.contains("SERVFAIL"), "{}", outcome.message);
-    // SERVFAIL says nothing about the records, so no count is exported.
+    // SERVFAIL carries no records, so no count is exported.
     assert_eq!(metric(&body, RECORDS), None);
 }
 

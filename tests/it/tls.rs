@@ -44,7 +44,7 @@ async fn run_check(tls_block: &str) -> (Outcome, String) {
     (outcome, body)
 }
 
-/// The value of the series `series` (name with labels) in an exposition, if present.
+/// Returns the value of the series `series` (name with labels) in an exposition, if present.
 fn metric(body: &str, series: &str) -> Option<f64> {
     body.lines().find_map(|line| {
         let value = line.strip_prefix(series)?.strip_prefix(' ')?;
@@ -66,7 +66,7 @@ const LEAF_NOT_AFTER: &str = "readiness_tls_not_after_timestamp_seconds{check=\"
 const LEAF_NOT_BEFORE: &str = "readiness_tls_not_before_timestamp_seconds{check=\"cert\"}";
 const CHAIN_NOT_AFTER: &str = "readiness_tls_chain_not_after_timestamp_seconds{check=\"cert\"}";
 
-/// A check block for a server at `addr` expecting [`HOST`] and trusting `ca_file`.
+/// Writes a check block for `server` that expects [`HOST`] and trusts `ca_file`.
 fn server_block(server: &TestServer, ca_file: &Path) -> String {
     format!(
         "address: {}\nserver_name: {HOST}\nca_file: {}",
