@@ -253,9 +253,24 @@ impl TlsCheck {
     }
 
     /// Reads the certificates once and evaluates them.
-    pub async fn run(&self, _timeout: Duration) -> Outcome {
+    pub async fn run(&self, timeout: Duration) -> Outcome {
         let presented = match &self.source {
-            Source::Server { address, sni, .. } => handshake(address, sni).await,
+            Source::Server { address, sni, .. } => {
+                // The handshake gives up a little before the scheduler's deadline, so that a
+                // timeout outcome names the server.
+                let limit = timeout.mul_f64(0.9);
+                match tokio::time::timeout(limit, handshake(address, sni)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Outcome::error(
+                        Reason::Timeout,
+                        format!(
+                            "no TLS handshake with {} within {}",
+                            self.target(),
+                            super::format_duration(limit)
+                        ),
+                    )),
+                }
+            }
             Source::File(path) => read_pem_file(path).await,
         };
         match presented {

@@ -400,6 +400,77 @@ async fn expiring_intermediate_sets_chain_figure() {
 }
 
 #[tokio::test]
+async fn expired_intermediate_fails_with_its_date() {
+    let fixture = Fixture::new();
+    let intermediate = fixture
+        .ca
+        .intermediate("Readiness Test Intermediate", Duration::hours(-1));
+    let leaf = intermediate.valid_leaf(&[HOST]);
+    let server = tls_server(leaf.server_config(&[intermediate.cert_der()])).await;
+
+    let (outcome, body) = run_check(&server_block(&server, &fixture.ca_file())).await;
+
+    assert_eq!(outcome.status, Status::Fail);
+    assert_eq!(outcome.reason, Reason::CertExpired);
+    assert!(
+        outcome
+            .message
+            .starts_with("chain certificate `CN=Readiness Test Intermediate`"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(
+        metric(&body, LEAF_NOT_AFTER),
+        Some(not_after(&leaf.cert_der))
+    );
+    // The path is still known, so the chain figure shows the date that passed.
+    assert_eq!(
+        metric(&body, CHAIN_NOT_AFTER),
+        Some(not_after(&intermediate.cert_der()))
+    );
+}
+
+#[tokio::test]
+async fn silent_server_times_out_naming_address() {
+    let fixture = Fixture::new();
+    // Accepts connections and never sends a byte, so no handshake completes.
+    let server = support::tcp_server(|stream| async move {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        drop(stream);
+    })
+    .await;
+    let block = server_block(&server, &fixture.ca_file());
+    let indented: String = block
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    let yaml = format!(
+        "checks:\n  - id: cert\n    title: Certificate\n    section: TLS\n    severity: critical\n    timeout: 1s\n    tls:\n{indented}"
+    );
+    let exporter = support::start_exporter(&yaml).await;
+    exporter.wait_ready().await;
+
+    let outcome = exporter
+        .exporter
+        .state()
+        .entry("cert")
+        .unwrap()
+        .last
+        .unwrap()
+        .outcome;
+
+    assert_eq!(outcome.status, Status::Error);
+    assert_eq!(outcome.reason, Reason::Timeout);
+    assert_eq!(
+        outcome.message,
+        format!(
+            "no TLS handshake with {} (server name api.test) within 900ms",
+            server.addr
+        )
+    );
+}
+
+#[tokio::test]
 async fn tls12_server_fails_min_version_13() {
     let fixture = Fixture::new();
     let leaf = fixture.ca.valid_leaf(&[HOST]);
