@@ -204,41 +204,8 @@ impl TlsCheck {
                 format!("`{min_days_left}` is negative; use a number of days of 0 or more, such as `14`"),
             );
         }
-        let min_version = match &spec.min_version {
-            None => Some(TlsVersion::V1_2),
-            Some(value) => {
-                let version = TlsVersion::parse(value);
-                if version.is_none() {
-                    let text = match value {
-                        serde_json::Value::String(text) => text.clone(),
-                        other => other.to_string(),
-                    };
-                    ctx.problem(
-                        "tls.min_version",
-                        format!("invalid TLS version `{text}`; use `1.2` or `1.3`, the versions the exporter can negotiate"),
-                    );
-                }
-                version
-            }
-        };
-        if spec.min_version.is_some() && spec.file.is_some() {
-            ctx.problem(
-                "tls.min_version",
-                "has no effect with `file`, because reading a file negotiates no TLS version; remove it or check the server with `address`",
-            );
-        }
-
-        let roots = match &spec.ca_file {
-            Some(path) => load_ca_file(&ctx.resolve_path(path)),
-            None => load_system_roots(),
-        };
-        let roots = match roots {
-            Ok(roots) => Some(roots),
-            Err(message) => {
-                ctx.problem("tls.ca_file", message);
-                None
-            }
-        };
+        let min_version = parse_min_version(ctx, &spec);
+        let roots = load_roots(ctx, spec.ca_file.as_deref());
 
         if server_name.is_some_and(|name| name.is_none()) {
             return None;
@@ -745,6 +712,46 @@ fn parse_pem_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String>
         return Err("contains no `BEGIN CERTIFICATE` block".to_string());
     }
     Ok(certs)
+}
+
+/// Parses `min_version`, which defaults to 1.2 and has no meaning for a file.
+fn parse_min_version(ctx: &mut BuildContext<'_>, spec: &TlsSpec) -> Option<TlsVersion> {
+    if spec.min_version.is_some() && spec.file.is_some() {
+        ctx.problem(
+            "tls.min_version",
+            "has no effect with `file`, because reading a file negotiates no TLS version; remove it or check the server with `address`",
+        );
+    }
+    let Some(value) = &spec.min_version else {
+        return Some(TlsVersion::V1_2);
+    };
+    let version = TlsVersion::parse(value);
+    if version.is_none() {
+        let text = match value {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        ctx.problem(
+            "tls.min_version",
+            format!("invalid TLS version `{text}`; use `1.2` or `1.3`, the versions the exporter can negotiate"),
+        );
+    }
+    version
+}
+
+/// Loads the roots from `ca_file`, or the system roots without it, recording a problem on failure.
+fn load_roots(ctx: &mut BuildContext<'_>, ca_file: Option<&Path>) -> Option<Arc<Roots>> {
+    let roots = match ca_file {
+        Some(path) => load_ca_file(&ctx.resolve_path(path)),
+        None => load_system_roots(),
+    };
+    match roots {
+        Ok(roots) => Some(roots),
+        Err(message) => {
+            ctx.problem("tls.ca_file", message);
+            None
+        }
+    }
 }
 
 fn load_ca_file(path: &Path) -> Result<Arc<Roots>, String> {
