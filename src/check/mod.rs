@@ -10,11 +10,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub mod cors;
+pub mod dns;
 pub mod http;
 pub mod postgres;
 #[cfg(test)]
 pub(crate) mod scripted;
 pub mod signoff;
+pub mod tls;
 
 /// The four states a check can be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -175,6 +177,30 @@ reasons! {
     SignoffFileInvalid => "signoff_file_invalid",
     /// The sign-off file could not be read.
     SignoffFileUnreadable => "signoff_file_unreadable",
+    /// A certificate expires in fewer days than the configured minimum.
+    CertExpiring => "cert_expiring",
+    /// A certificate's not-after time has passed.
+    CertExpired => "cert_expired",
+    /// A certificate's not-before time is still in the future.
+    CertNotYetValid => "cert_not_yet_valid",
+    /// The leaf certificate is not valid for the expected host name.
+    HostnameMismatch => "hostname_mismatch",
+    /// The certificate chain does not lead to a trusted root.
+    UntrustedChain => "untrusted_chain",
+    /// The negotiated TLS version is below the configured minimum.
+    TlsVersionTooLow => "tls_version_too_low",
+    /// A file the check reads is missing, unreadable or has no usable content.
+    FileUnreadable => "file_unreadable",
+    /// The name does not exist (DNS response code NXDOMAIN).
+    Nxdomain => "nxdomain",
+    /// The name exists but has no record of the queried type.
+    Nodata => "nodata",
+    /// The name server could not resolve the name (DNS response code SERVFAIL).
+    Servfail => "servfail",
+    /// The name server answered with another error code, such as REFUSED.
+    DnsError => "dns_error",
+    /// The records differ from the expected values.
+    RecordMismatch => "record_mismatch",
 }
 
 impl fmt::Display for Reason {
@@ -319,6 +345,10 @@ pub enum Kind {
     PostgresQuery(postgres::query::QueryCheck),
     /// Entity Framework Core's newest applied migration.
     EfMigrations(postgres::migrations::MigrationsCheck),
+    /// The certificate chain of a server or a PEM file.
+    Tls(tls::TlsCheck),
+    /// A DNS query with conditions on the records.
+    Dns(dns::DnsCheck),
 }
 
 impl Kind {
@@ -335,6 +365,8 @@ impl Kind {
             Kind::PostgresArchiving(_) => "postgres_archiving",
             Kind::PostgresQuery(_) => "postgres_query",
             Kind::EfMigrations(_) => "ef_migrations",
+            Kind::Tls(_) => "tls",
+            Kind::Dns(_) => "dns",
         }
     }
 
@@ -351,6 +383,8 @@ impl Kind {
             Kind::PostgresArchiving(check) => check.run(timeout).await,
             Kind::PostgresQuery(check) => check.run(timeout).await,
             Kind::EfMigrations(check) => check.run(timeout).await,
+            Kind::Tls(check) => check.run(timeout).await,
+            Kind::Dns(check) => check.run(timeout).await,
         }
     }
 }
@@ -366,6 +400,8 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(postgres::archiving::MEASURES);
     families.extend_from_slice(postgres::query::MEASURES);
     families.extend_from_slice(postgres::migrations::MEASURES);
+    families.extend_from_slice(tls::MEASURES);
+    families.extend_from_slice(dns::MEASURES);
     families
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{cors, http, postgres, signoff, Kind};
+use crate::check::{cors, dns, http, postgres, signoff, tls, Kind};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -695,6 +695,12 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     }
     if let Some(spec) = raw.ef_migrations.take() {
         return postgres::migrations::MigrationsCheck::build(spec, ctx).map(Kind::EfMigrations);
+    }
+    if let Some(spec) = raw.tls.take() {
+        return tls::TlsCheck::build(spec, ctx).map(Kind::Tls);
+    }
+    if let Some(spec) = raw.dns.take() {
+        return dns::DnsCheck::build(spec, ctx).map(Kind::Dns);
     }
     None
 }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
-use crate::check::{cors, http, signoff};
+use crate::check::{cors, dns, http, signoff, tls};
 
 /// The `global` block.
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +40,8 @@ pub struct RawCheck {
     pub postgres_archiving: Option<archiving::ArchivingSpec>,
     pub postgres_query: Option<query::QuerySpec>,
     pub ef_migrations: Option<migrations::MigrationsSpec>,
+    pub tls: Option<tls::TlsSpec>,
+    pub dns: Option<dns::DnsSpec>,
 }
 
 impl RawCheck {
@@ -70,6 +72,12 @@ impl RawCheck {
         if self.ef_migrations.is_some() {
             kinds.push("ef_migrations");
         }
+        if self.tls.is_some() {
+            kinds.push("tls");
+        }
+        if self.dns.is_some() {
+            kinds.push("dns");
+        }
         kinds
     }
 }
@@ -84,4 +92,6 @@ pub const KIND_NAMES: &[&str] = &[
     "postgres_archiving",
     "postgres_query",
     "ef_migrations",
+    "tls",
+    "dns",
 ];

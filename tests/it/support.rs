@@ -193,6 +193,36 @@ impl TestCa {
         self.leaf(names, time::Duration::days(-1), time::Duration::days(365))
     }
 
+    /// An intermediate CA signed by this CA, valid from a day ago until `not_after` from now.
+    pub fn intermediate(&self, name: &str, not_after: time::Duration) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + not_after;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        TestCa {
+            cert_pem: cert.pem(),
+            params,
+            key,
+        }
+    }
+
+    /// The CA certificate in DER, to send after a leaf.
+    pub fn cert_der(&self) -> rustls::pki_types::CertificateDer<'static> {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap()
+    }
+
     /// Writes the CA certificate to `dir/ca.pem`.
     pub fn write(&self, dir: &Path) -> PathBuf {
         let path = dir.join("ca.pem");
