@@ -297,6 +297,7 @@ mod tests {
                 external_url: None,
             },
             checks,
+            vault: None,
         }
     }
 

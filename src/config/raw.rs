@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
-use crate::check::{cors, http, signoff};
+use crate::check::{cors, http, signoff, vault};
 
 /// The `global` block.
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +40,11 @@ pub struct RawCheck {
     pub postgres_archiving: Option<archiving::ArchivingSpec>,
     pub postgres_query: Option<query::QuerySpec>,
     pub ef_migrations: Option<migrations::MigrationsSpec>,
+    pub vault_health: Option<vault::health::HealthSpec>,
+    pub vault_auth_method: Option<vault::sys::AuthMethodSpec>,
+    pub vault_policy: Option<vault::sys::PolicySpec>,
+    pub vault_mount: Option<vault::sys::MountSpec>,
+    pub vault_secret: Option<vault::secret::SecretSpec>,
 }
 
 impl RawCheck {
@@ -70,6 +75,21 @@ impl RawCheck {
         if self.ef_migrations.is_some() {
             kinds.push("ef_migrations");
         }
+        if self.vault_health.is_some() {
+            kinds.push("vault_health");
+        }
+        if self.vault_auth_method.is_some() {
+            kinds.push("vault_auth_method");
+        }
+        if self.vault_policy.is_some() {
+            kinds.push("vault_policy");
+        }
+        if self.vault_mount.is_some() {
+            kinds.push("vault_mount");
+        }
+        if self.vault_secret.is_some() {
+            kinds.push("vault_secret");
+        }
         kinds
     }
 }
@@ -84,4 +104,9 @@ pub const KIND_NAMES: &[&str] = &[
     "postgres_archiving",
     "postgres_query",
     "ef_migrations",
+    "vault_health",
+    "vault_auth_method",
+    "vault_policy",
+    "vault_mount",
+    "vault_secret",
 ];
