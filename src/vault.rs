@@ -435,9 +435,15 @@ impl Vault {
                     .resolve()
                     .map_err(|err| VaultError::Login(format!("cannot read the token: {err}")))?;
                 let client = self.client_with(&token)?;
-                let lookup = vaultrs::token::lookup_self(&client)
-                    .await
-                    .map_err(|err| login_error(&self.address, "looking up the token", &err))?;
+                let lookup = vaultrs::token::lookup_self(&client).await.map_err(|err| {
+                    let error = login_error(&self.address, "looking up the token", &err);
+                    match request_error(&self.address, "", &err).status() {
+                        Some(403) => VaultError::Login(format!(
+                            "Vault rejected the token, or its policy lacks read on `auth/token/lookup-self` (the `default` policy grants it); {error}"
+                        )),
+                        _ => error,
+                    }
+                })?;
                 let ttl = (lookup.ttl > 0).then(|| Duration::from_secs(lookup.ttl));
                 Ok(Lease {
                     token,

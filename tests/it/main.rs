@@ -11,6 +11,11 @@ mod postgres_support;
     reason = "each topic uses a different subset of the fixtures"
 )]
 mod support;
+#[allow(
+    dead_code,
+    reason = "each Vault test uses a different subset of the fixtures"
+)]
+mod vault_support;
 
 mod cli;
 mod config;
@@ -18,4 +23,5 @@ mod contract;
 mod cors;
 mod http;
 mod signoff;
+mod vault;
 mod web;
