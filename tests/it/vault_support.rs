@@ -118,6 +118,10 @@ impl BaoServer {
 }
 
 /// Starts a watchdog that kills `pid` and removes `dir` once the test process exits.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the watchdog must outlive the test process, so nothing waits for it"
+)]
 fn watch(pid: u32, dir: &Path) {
     let script = format!(
         "while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill {pid} 2>/dev/null; rm -rf '{}'",
@@ -135,7 +139,7 @@ fn watch(pid: u32, dir: &Path) {
 
 /// Polls `sys/health` until the server answers any status, or panics after 20 s.
 fn wait_for_listener(server: &BaoServer) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let mut command = Command::new(&server.bin);
         command
@@ -154,7 +158,7 @@ fn wait_for_listener(server: &BaoServer) {
             }
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "bao server at {} did not answer within 20 s; log: {}",
             server.address,
             std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default()
