@@ -1082,3 +1082,162 @@ fn vault_block_problems_reported() {
         "{problems:?}"
     );
 }
+
+const TOKEN_CANARY: &str = "canary-vault-token-4e1f8a27";
+const VALUE_CANARY: &str = "canary-vault-value-93b06d5c";
+
+#[tokio::test]
+async fn vault_token_and_secret_never_printed() {
+    let Some(server) = dev() else { return };
+    support::init();
+    // A token with a known id, so that the test can search every output for it.
+    let existing = std::process::Command::new(vault_support::bao_bin().unwrap())
+        .args(["token", "lookup", TOKEN_CANARY])
+        .env("BAO_ADDR", &server.address)
+        .env("BAO_TOKEN", vault_support::ROOT_TOKEN)
+        .output()
+        .unwrap();
+    if !existing.status.success() {
+        server.bao(&[
+            "token",
+            "create",
+            &format!("-id={TOKEN_CANARY}"),
+            &format!("-policy={EXPORTER_POLICY}"),
+            "-no-default-policy",
+            "-period=1h",
+        ]);
+    }
+    server.bao(&[
+        "kv",
+        "put",
+        "secret/readiness-exporter/canary",
+        &format!("token={VALUE_CANARY}"),
+    ]);
+    let (target, seen) = recording_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port().await;
+    let vault = vault_block(&server, dir.path(), TOKEN_CANARY, "");
+    let yaml = format!(
+        "global:\n  listen_address: 127.0.0.1:{port}\n  interval: 30s\n  timeout: 5s\n{vault}checks:\n{}",
+        [
+            item(
+                "api",
+                "http",
+                &format!(
+                    "url: {}\nheaders:\n  Authorization: {{ vault: {{ mount: secret, path: readiness-exporter/canary, key: token }} }}",
+                    target.url("http", "/")
+                ),
+            ),
+            item("rotated", "vault_secret", "path: readiness-exporter/canary\nmax_age: 1s"),
+            item("policies", "vault_policy", "policies: [default, not-there]"),
+            item(
+                "cluster",
+                "vault_health",
+                &format!("nodes: [{}]\nha_status: true", server.address),
+            ),
+        ]
+        .concat()
+    );
+    let path = support::write_config(dir.path(), &yaml);
+    let binary = env!("CARGO_BIN_EXE_readiness-exporter");
+
+    // The local target runs on this test's runtime, so the command must not block it.
+    let check = tokio::process::Command::new(binary)
+        .args([
+            "check",
+            "--config",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .args(["--log-level", "trace"])
+        .output()
+        .await
+        .unwrap();
+    let check_stdout = String::from_utf8_lossy(&check.stdout).to_string();
+    let check_stderr = String::from_utf8_lossy(&check.stderr).to_string();
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "{check_stdout}\n{check_stderr}"
+    );
+    assert!(
+        check_stdout.contains("vault_policy_missing"),
+        "{check_stdout}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().last().map(String::as_str),
+        Some(VALUE_CANARY),
+        "{check_stdout}\n{check_stderr}"
+    );
+
+    let mut child = std::process::Command::new(binary)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .args(["--log-format", "json", "--log-level", "trace"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..400 {
+        if let Ok(response) = reqwest::get(format!("{base}/-/ready")).await {
+            if response.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut bodies = Vec::new();
+    for endpoint in [
+        "/metrics",
+        "/",
+        "/api/v1/checks",
+        "/api/v1/checks/api",
+        "/api/v1/checks/rotated",
+        "/api/v1/gate",
+    ] {
+        let body = reqwest::get(format!("{base}{endpoint}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        bodies.push((endpoint, body));
+    }
+    let reload = reqwest::Client::new()
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    bodies.push(("/-/reload", reload.text().await.unwrap()));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+
+    assert!(ready, "the exporter never became ready\n{logs}");
+    assert!(
+        bodies[0]
+            .1
+            .contains("readiness_check_success{check=\"api\"} 1"),
+        "{}",
+        bodies[0].1
+    );
+    assert!(logs.contains("Logged in to Vault"), "{logs}");
+    for (name, text) in bodies
+        .iter()
+        .map(|(endpoint, body)| (*endpoint, body.as_str()))
+        .chain([
+            ("check output", check_stdout.as_str()),
+            ("check logs", check_stderr.as_str()),
+            ("serve logs", logs.as_str()),
+        ])
+    {
+        assert!(!text.contains(TOKEN_CANARY), "Vault token in {name}");
+        assert!(!text.contains(VALUE_CANARY), "secret value in {name}");
+    }
+}
