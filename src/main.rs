@@ -120,7 +120,7 @@ fn init_logging(format: LogFormat, level: &str) {
         eprintln!("warning: invalid --log-level `{level}` ({err}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
-    // vaultrs and rustify log every non-2xx answer at ERROR, including the 404 of a missing
+    // vaultrs and rustify log every non-2xx response at ERROR, including the 404 of a missing
     // secret that a check reports as its result; the checks log what matters. A level string
     // that names them explicitly keeps its own setting.
     for target in ["vaultrs", "rustify"] {

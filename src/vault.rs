@@ -3,9 +3,9 @@
 //!
 //! The top-level `vault` block configures one [`Vault`] per loaded configuration, shared by every
 //! Vault check kind and every `{ vault: { mount, path, key } }` secret reference. The exporter logs
-//! in with a token read from a file or an environment variable, or with Kubernetes auth, and keeps
-//! the token fresh: a background task renews it when two thirds of its TTL have passed, and logs in
-//! again when renewal fails. Requests use `vaultrs` over a reqwest client that verifies TLS
+//! in with a token read from a file or an environment variable, or with Kubernetes auth. A
+//! background task renews the token when two thirds of its TTL have passed, and logs in again
+//! when renewal fails. Requests use `vaultrs` over a reqwest client that verifies TLS
 //! (against the system roots, or only the configured CA file) and ignores proxy variables.
 //!
 //! The token is kept in a [`Secret`], whose `Debug` and `Display` print a placeholder. Messages
@@ -47,7 +47,7 @@ pub struct VaultSpec {
     secret_refresh_interval: Option<String>,
 }
 
-/// How the exporter authenticates to Vault, as written in the file.
+/// The exporter's authentication to Vault, as written in the file.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum AuthSpec {
@@ -76,7 +76,7 @@ enum Auth {
     },
 }
 
-/// A token the exporter holds, with what it knows about its lifetime.
+/// A token of the exporter, with its known lifetime.
 struct Lease {
     token: Secret,
     obtained: Instant,
@@ -167,15 +167,15 @@ pub enum VaultError {
     Request {
         /// The reason for a check outcome.
         reason: Reason,
-        /// What failed, with the cause.
+        /// The failed request, with the cause.
         message: String,
-        /// The HTTP status code, when Vault answered.
+        /// The HTTP status code, when Vault responded.
         status: Option<u16>,
     },
 }
 
 impl VaultError {
-    /// The HTTP status code Vault answered with, if it answered.
+    /// Returns the HTTP status code of Vault's response, if it responded.
     pub fn status(&self) -> Option<u16> {
         match self {
             VaultError::Request { status, .. } => *status,
@@ -183,7 +183,7 @@ impl VaultError {
         }
     }
 
-    /// An error outcome for a check that could not evaluate because of this error.
+    /// Converts the error into the error outcome of a check that could not evaluate.
     pub fn outcome(&self) -> Outcome {
         match self {
             VaultError::Login(_) => Outcome::error(Reason::VaultAuthFailed, self.to_string()),
@@ -277,17 +277,17 @@ impl Vault {
         }))
     }
 
-    /// The Vault address, for messages.
+    /// Returns the Vault address, for messages.
     pub fn address(&self) -> &Url {
         &self.address
     }
 
-    /// The `vault` block as written in the file.
+    /// Returns the `vault` block as written in the file.
     pub fn definition(&self) -> &serde_json::Value {
         &self.definition
     }
 
-    /// The HTTP client, with the configured CA and timeout, for requests outside `vaultrs`.
+    /// Returns the HTTP client, with the configured CA and timeout, for requests outside `vaultrs`.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
@@ -685,7 +685,7 @@ pub fn request_error(address: &Url, what: &str, err: &ClientError) -> VaultError
         };
         return VaultError::Request {
             reason,
-            message: format!("{what} failed: Vault answered {code}{detail}"),
+            message: format!("{what} failed: Vault responded with status {code}{detail}"),
             status: Some(code),
         };
     }
@@ -718,7 +718,7 @@ fn find_reqwest_error<'a>(
 }
 
 /// Joins an error and its causes. `vaultrs` and `rustify` errors carry the response body only in
-/// fields, never in their text, so the text holds no token or secret value.
+/// fields, never in their text, so the text contains no token or secret value.
 fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![err.to_string()];
     let mut source = err.source();

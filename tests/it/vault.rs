@@ -1,5 +1,5 @@
 //! The Vault kinds and Vault secret references, against real OpenBao servers and, for states one
-//! node cannot reach, local servers that answer with documented `sys/health` bodies.
+//! node cannot reach, local servers that respond with documented `sys/health` bodies.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -36,7 +36,7 @@ fn vault_block(server: &BaoServer, dir: &Path, token: &str, extra: &str) -> Stri
     )
 }
 
-/// One check item with `kind` and its indented block.
+/// Formats one check item with `kind` and its indented block.
 fn item(id: &str, kind: &str, block: &str) -> String {
     let body: String = block
         .lines()
@@ -507,7 +507,7 @@ async fn real_node_uninitialized_sealed_then_unsealed() {
     );
 
     server.bao(&["operator", "unseal", &key]);
-    // After unsealing, raft elects the node leader; until then it answers as a standby.
+    // After unsealing, raft elects the node leader. Until then it responds as a standby.
     let mut unsealed = checks.run("node").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while unsealed.status != Status::Pass && tokio::time::Instant::now() < deadline {
@@ -532,7 +532,7 @@ async fn real_node_uninitialized_sealed_then_unsealed() {
     assert_outcome(&resealed, Status::Fail, Reason::VaultSealed, "sealed");
 }
 
-/// Starts a server that answers `sys/health` with `status` and the fixture body `name`.
+/// Starts a server that responds to `sys/health` with `status` and the fixture body `name`.
 async fn health_node(status: u16, name: &str) -> TestServer {
     let body = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -772,7 +772,7 @@ async fn cluster_counts_and_active_rules() {
     );
 }
 
-/// A local server that records the `Authorization` header of each request.
+/// Starts a local server that records the `Authorization` header of each request.
 async fn recording_server() -> (TestServer, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
@@ -903,8 +903,8 @@ async fn periodic_token_renewed_before_expiry() {
     let vault = checks.config.vault.clone().unwrap();
     vault.start().await;
 
-    // Each renewal happens two seconds into a three-second period; after three of them the
-    // original period has long passed, so only renewal keeps the token valid.
+    // Each renewal happens two seconds into a three-second period. After three of them the
+    // original period has passed, so only renewal keeps the token valid.
     support::wait_until(Duration::from_secs(30), || {
         vault.token_events().renewals() >= 3
     })
@@ -934,7 +934,7 @@ async fn failed_renewal_logs_in_again() {
     vault.start().await;
     assert_eq!(vault.token_events().logins(), 1);
 
-    // The first token is revoked, so its renewal fails; the file now holds a second token.
+    // The first token is revoked, so its renewal fails. The file now contains a second token.
     let second = server.token(&[EXPORTER_POLICY], &[]);
     std::fs::write(&token_file, format!("{second}\n")).unwrap();
     server.bao(&["token", "revoke", &first]);
@@ -1010,8 +1010,8 @@ async fn kubernetes_auth_logs_in_with_service_account() {
     assert!(!outcome.message.contains(&jwt));
 }
 
-/// An unsigned-looking JWT with a service account's claims. Vault does not verify its
-/// signature without configured keys; the TokenReview answer decides.
+/// Builds a JWT with a service account's claims and a made-up signature. Vault does not verify
+/// the signature without configured keys, so the TokenReview response decides.
 fn service_account_jwt() -> String {
     let encode = |text: &str| {
         const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

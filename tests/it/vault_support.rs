@@ -1,7 +1,7 @@
 //! OpenBao servers for the Vault tests.
 //!
 //! OpenBao's `bao` binary speaks Vault's HTTP API. A dev server (in-memory storage, unsealed, a
-//! known root token) is started once per test process and shared; tests create their own paths,
+//! known root token) is started once per test process and shared. Tests create their own paths,
 //! policies and tokens on it. A server with raft storage and a TLS listener is started per test
 //! that needs the uninitialized and sealed states. Every server listens on 127.0.0.1 only. A
 //! watchdog shell process stops the server and removes its directory when the test process
@@ -137,7 +137,7 @@ fn watch(pid: u32, dir: &Path) {
         .expect("watchdog starts");
 }
 
-/// Polls `sys/health` until the server answers any status, or panics after 20 s.
+/// Polls the server with `bao status` until it responds with any state, or panics after 20 s.
 fn wait_for_listener(server: &BaoServer) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -206,7 +206,7 @@ pub fn start_dev_server(bin: &Path) -> BaoServer {
     server
 }
 
-/// The dev server shared by the tests of this process.
+/// Returns the dev server shared by the tests of this process.
 pub fn shared_dev_server(bin: &Path) -> Arc<BaoServer> {
     static SHARED: OnceLock<Arc<BaoServer>> = OnceLock::new();
     SHARED
@@ -264,8 +264,8 @@ disable_mlock = true
     server
 }
 
-/// The least-privilege policy from docs/vault.md, read from the document so that the test
-/// proves the documented policy is enough.
+/// Reads the least-privilege policy from docs/vault.md, so that the tests prove the documented
+/// policy is enough.
 pub fn documented_policy() -> String {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/vault.md"))
         .unwrap();

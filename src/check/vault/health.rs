@@ -49,28 +49,28 @@ pub static UNSEALED: MeasureFamily = MeasureFamily {
     labels: &[],
 };
 
-/// Nodes that answered sealed.
+/// Nodes that responded sealed.
 pub static SEALED: MeasureFamily = MeasureFamily {
     name: "readiness_vault_sealed_nodes",
-    help: "Vault nodes that answered sealed (503)",
+    help: "Vault nodes that responded sealed (503)",
     unit: None,
     metric_type: MeasureType::Gauge,
     labels: &[],
 };
 
-/// Nodes that answered as a healthy standby or performance standby.
+/// Nodes that responded as a healthy standby or performance standby.
 pub static STANDBY: MeasureFamily = MeasureFamily {
     name: "readiness_vault_standby_nodes",
-    help: "Vault nodes that answered as standby (429) or performance standby (473)",
+    help: "Vault nodes that responded as standby (429) or performance standby (473)",
     unit: None,
     metric_type: MeasureType::Gauge,
     labels: &[],
 };
 
-/// Nodes that answered active.
+/// Nodes that responded active.
 pub static ACTIVE: MeasureFamily = MeasureFamily {
     name: "readiness_vault_active_nodes",
-    help: "Vault nodes that answered active (200)",
+    help: "Vault nodes that responded active (200)",
     unit: None,
     metric_type: MeasureType::Gauge,
     labels: &[],
@@ -159,7 +159,7 @@ struct HealthBody {
 
 type StatePredicate = fn(&NodeState) -> bool;
 
-/// What one node answered.
+/// The state of one node, from its `sys/health` response.
 #[derive(Debug)]
 enum NodeState {
     Active,

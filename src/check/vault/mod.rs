@@ -13,8 +13,8 @@ use vaultrs::error::ClientError;
 use super::Outcome;
 use crate::vault::{request_error, Vault};
 
-/// The outcome of a failed `vaultrs` request for `what` (such as ``"`sys/auth`"``). A 403 is
-/// told apart into a missing permission and a rejected token.
+/// Returns the outcome of a failed `vaultrs` request for `what` (such as ``"`sys/auth`"``). A 403
+/// is split into a missing permission and a rejected token.
 async fn request_failed(vault: &Vault, what: &str, err: &ClientError) -> Outcome {
     let error = request_error(vault.address(), &format!("reading {what}"), err);
     match error.status() {
