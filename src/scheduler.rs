@@ -312,6 +312,7 @@ mod tests {
                 external_url: None,
             },
             checks,
+            vault: None,
         }
     }
 

@@ -1,14 +1,21 @@
 //! Secret values and the references that point at them.
 //!
 //! A configuration file never contains a credential. Fields that carry one take a [`SecretRef`]
-//! that names an environment variable or a file, and the value is read when a check runs, so a
-//! rotated file is picked up without a reload. The resolved [`Secret`] prints a placeholder in
-//! `Debug` and `Display`, so it cannot reach a log line or an error message by accident.
+//! that names an environment variable, a file or a key of a Vault KV version 2 secret. Variables
+//! and files are read when a check runs, so a rotated file is picked up without a reload. Vault
+//! secrets are read at load and reload and refreshed on an interval by the configuration's
+//! [`Vault`](crate::vault::Vault) connection, and a check reads the cached value. The resolved
+//! [`Secret`] prints a placeholder in `Debug` and `Display`, so it cannot reach a log line or an
+//! error message by accident.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
+
+use crate::vault::Vault;
 
 /// Where a secret value is read from.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
@@ -18,6 +25,55 @@ pub enum SecretRef {
     Env(String),
     /// The contents of a file, without a trailing newline.
     File(PathBuf),
+    /// One key of a Vault KV version 2 secret, read through the top-level `vault` connection.
+    Vault(VaultRef),
+}
+
+/// A key of a Vault KV version 2 secret: `{ vault: { mount: secret, path: app/db, key: password } }`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultRef {
+    /// The mount path of the KV version 2 secrets engine, such as `secret`.
+    pub mount: String,
+    /// The secret's path inside the mount, such as `app/db`.
+    pub path: String,
+    /// The key inside the secret's data, such as `password`.
+    pub key: String,
+    /// The connection that reads and caches the secret, set when the configuration is built.
+    #[serde(skip)]
+    vault: Option<Arc<Vault>>,
+}
+
+impl VaultRef {
+    /// Attaches the connection that resolves this reference and registers the secret with it.
+    pub fn bind(&mut self, vault: &Arc<Vault>) {
+        vault.register_secret(&self.mount, &self.path);
+        self.vault = Some(vault.clone());
+    }
+}
+
+impl fmt::Debug for VaultRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultRef")
+            .field("mount", &self.mount)
+            .field("path", &self.path)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl PartialEq for VaultRef {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.mount, &self.path, &self.key) == (&other.mount, &other.path, &other.key)
+    }
+}
+
+impl Eq for VaultRef {}
+
+impl Hash for VaultRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (&self.mount, &self.path, &self.key).hash(state);
+    }
 }
 
 /// Errors from resolving a [`SecretRef`]. Messages name the reference, never the value.
@@ -38,6 +94,17 @@ pub enum SecretError {
     /// The value is empty once a trailing newline is removed.
     #[error("secret {0} is empty")]
     Empty(String),
+    /// A Vault reference could not be resolved.
+    #[error("secret {reference} is unavailable: {message}")]
+    Vault {
+        /// The reference, as `vault \`mount/path#key\``.
+        reference: String,
+        /// Why: not read yet, the read failed (with the cause), or the key is missing.
+        message: String,
+    },
+    /// A Vault reference was built without a `vault` block.
+    #[error("secret {0} needs the top-level `vault` block")]
+    VaultNotConfigured(String),
 }
 
 impl SecretRef {
@@ -60,6 +127,14 @@ impl SecretRef {
                 }
                 text
             }
+            SecretRef::Vault(reference) => {
+                return match &reference.vault {
+                    Some(vault) => {
+                        vault.cached_secret(&reference.mount, &reference.path, &reference.key)
+                    }
+                    None => Err(SecretError::VaultNotConfigured(self.to_string())),
+                };
+            }
         };
         if value.is_empty() {
             return Err(SecretError::Empty(self.to_string()));
@@ -73,6 +148,11 @@ impl fmt::Display for SecretRef {
         match self {
             SecretRef::Env(name) => write!(f, "env `{name}`"),
             SecretRef::File(path) => write!(f, "file `{}`", path.display()),
+            SecretRef::Vault(reference) => write!(
+                f,
+                "vault `{}/{}#{}`",
+                reference.mount, reference.path, reference.key
+            ),
         }
     }
 }

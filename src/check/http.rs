@@ -208,7 +208,11 @@ pub(crate) fn build_headers(
                 Err(_) => ctx.problem(field, format!("invalid header value `{text}`; use printable ASCII")),
             },
             other => match serde_json::from_value::<SecretRef>(other.clone()) {
-                Ok(reference) => headers.push((header_name, HeaderSource::Secret(reference))),
+                Ok(reference) => {
+                    if let Some(reference) = ctx.secret_ref(&field, reference) {
+                        headers.push((header_name, HeaderSource::Secret(reference)));
+                    }
+                }
                 Err(_) => ctx.problem(
                     field,
                     "a header value is a string or a secret reference: `{ env: VARIABLE }` or `{ file: /path/to/file }`",

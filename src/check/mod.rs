@@ -17,6 +17,7 @@ pub mod postgres;
 pub(crate) mod scripted;
 pub mod signoff;
 pub mod tls;
+pub mod vault;
 
 /// The four states a check can be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -201,6 +202,40 @@ reasons! {
     DnsError => "dns_error",
     /// The records differ from the expected values.
     RecordMismatch => "record_mismatch",
+    /// The exporter could not log in to Vault, or Vault rejected its token.
+    VaultAuthFailed => "vault_auth_failed",
+    /// Fewer Vault nodes are unsealed than required, and a node is sealed.
+    VaultSealed => "vault_sealed",
+    /// Fewer Vault nodes are unsealed than required, and a node is not initialized.
+    VaultUninitialized => "vault_uninitialized",
+    /// Fewer Vault nodes serve clients than required, and a node is a disaster-recovery
+    /// secondary or a standby that cannot reach the active node.
+    VaultNotServing => "vault_not_serving",
+    /// A Vault node answered `sys/health` with an undocumented status code or a body that
+    /// contradicts its code.
+    VaultUnknownState => "vault_unknown_state",
+    /// No Vault node is active.
+    VaultNoActive => "vault_no_active",
+    /// More than one Vault node reports itself active.
+    VaultSeveralActive => "vault_several_active",
+    /// Vault's HA status lists fewer cluster members than required.
+    VaultTooFewMembers => "vault_too_few_members",
+    /// No auth method is enabled at the path.
+    VaultAuthMethodMissing => "vault_auth_method_missing",
+    /// A named ACL policy does not exist.
+    VaultPolicyMissing => "vault_policy_missing",
+    /// No secrets engine is mounted at the path.
+    VaultMountMissing => "vault_mount_missing",
+    /// The auth method or secrets engine at the path has another type.
+    VaultWrongType => "vault_wrong_type",
+    /// The secrets engine at the path has another version.
+    VaultWrongVersion => "vault_wrong_version",
+    /// No KV secret exists at the path.
+    VaultSecretMissing => "vault_secret_missing",
+    /// The latest version of the KV secret is deleted.
+    VaultSecretDeleted => "vault_secret_deleted",
+    /// The latest version of the KV secret is destroyed.
+    VaultSecretDestroyed => "vault_secret_destroyed",
 }
 
 impl fmt::Display for Reason {
@@ -349,6 +384,16 @@ pub enum Kind {
     Tls(tls::TlsCheck),
     /// A DNS query with conditions on the records.
     Dns(dns::DnsCheck),
+    /// Seal, HA and version state of one or more Vault nodes.
+    VaultHealth(vault::health::HealthCheck),
+    /// A Vault auth method of a type enabled at a path.
+    VaultAuthMethod(vault::sys::AuthMethodCheck),
+    /// Named Vault ACL policies exist.
+    VaultPolicy(vault::sys::PolicyCheck),
+    /// A Vault secrets engine of a type and version mounted at a path.
+    VaultMount(vault::sys::MountCheck),
+    /// A Vault KV version 2 secret exists, is not deleted and was rotated recently.
+    VaultSecret(vault::secret::SecretCheck),
 }
 
 impl Kind {
@@ -367,6 +412,11 @@ impl Kind {
             Kind::EfMigrations(_) => "ef_migrations",
             Kind::Tls(_) => "tls",
             Kind::Dns(_) => "dns",
+            Kind::VaultHealth(_) => "vault_health",
+            Kind::VaultAuthMethod(_) => "vault_auth_method",
+            Kind::VaultPolicy(_) => "vault_policy",
+            Kind::VaultMount(_) => "vault_mount",
+            Kind::VaultSecret(_) => "vault_secret",
         }
     }
 
@@ -385,6 +435,11 @@ impl Kind {
             Kind::EfMigrations(check) => check.run(timeout).await,
             Kind::Tls(check) => check.run(timeout).await,
             Kind::Dns(check) => check.run(timeout).await,
+            Kind::VaultHealth(check) => check.run(timeout).await,
+            Kind::VaultAuthMethod(check) => check.run(timeout).await,
+            Kind::VaultPolicy(check) => check.run(timeout).await,
+            Kind::VaultMount(check) => check.run(timeout).await,
+            Kind::VaultSecret(check) => check.run(timeout).await,
         }
     }
 }
@@ -402,6 +457,8 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(postgres::migrations::MEASURES);
     families.extend_from_slice(tls::MEASURES);
     families.extend_from_slice(dns::MEASURES);
+    families.extend_from_slice(vault::health::MEASURES);
+    families.extend_from_slice(vault::secret::MEASURES);
     families
 }
 

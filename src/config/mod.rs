@@ -19,7 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{cors, dns, http, postgres, signoff, tls, Kind};
+use crate::check::{cors, dns, http, postgres, signoff, tls, vault as vault_kinds, Kind};
+use crate::secret::SecretRef;
+use crate::vault::{Vault, VaultSpec};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -40,6 +42,8 @@ pub struct Config {
     pub global: Global,
     /// The checks, in file order.
     pub checks: Vec<Arc<CheckDef>>,
+    /// The connection to Vault, when the file has a `vault` block.
+    pub vault: Option<Arc<Vault>>,
 }
 
 /// The `global` block, with defaults applied.
@@ -209,6 +213,7 @@ pub fn load_with_env(
     for problem in &mut problems {
         problem.line = match (problem.index, problem.check.is_some()) {
             (Some(i), _) => index.field_line(i, &problem.field),
+            (None, false) if problem.field.starts_with("vault.") => index.top_line("vault"),
             (None, false) if problem.field.starts_with("global.") => {
                 index.global_line(&problem.field["global.".len()..])
             }
@@ -265,6 +270,8 @@ pub struct BuildContext<'a> {
     base_dir: &'a Path,
     /// HTTP clients already built during this load, shared by checks with equal settings.
     pub http_clients: &'a mut http::ClientCache,
+    vault: Option<Arc<Vault>>,
+    vault_used: bool,
 }
 
 impl BuildContext<'_> {
@@ -282,6 +289,59 @@ impl BuildContext<'_> {
     /// How many problems the load has recorded so far, to tell whether a builder added one.
     pub fn problem_count(&self) -> usize {
         self.problems.len()
+    }
+
+    /// Returns the configuration's Vault connection for a check kind that needs it, recording a
+    /// problem with `field` when the file has no `vault` block.
+    pub fn vault(&mut self, field: &str) -> Option<Arc<Vault>> {
+        match self.vault.clone() {
+            Some(vault) => {
+                self.vault_used = true;
+                Some(vault)
+            }
+            None => {
+                self.problem(
+                    field,
+                    "this needs the top-level `vault` block with the Vault address and the exporter's authentication; add one",
+                );
+                None
+            }
+        }
+    }
+
+    /// Returns the configuration's Vault connection without requiring one.
+    pub fn optional_vault(&mut self) -> Option<Arc<Vault>> {
+        self.vault_used |= self.vault.is_some();
+        self.vault.clone()
+    }
+
+    /// Validates a secret reference in `field`. A Vault reference is bound to the
+    /// configuration's Vault connection, which reads it at load and refreshes it.
+    pub fn secret_ref(&mut self, field: &str, reference: SecretRef) -> Option<SecretRef> {
+        let SecretRef::Vault(mut vault_ref) = reference else {
+            return Some(reference);
+        };
+        let before = self.problem_count();
+        vault_ref.mount = vault_ref.mount.trim_matches('/').to_string();
+        vault_ref.path = vault_ref.path.trim_matches('/').to_string();
+        for (name, value) in [
+            ("mount", &vault_ref.mount),
+            ("path", &vault_ref.path),
+            ("key", &vault_ref.key),
+        ] {
+            if value.trim().is_empty() {
+                self.problem(
+                    format!("{field}.vault.{name}"),
+                    format!("`{name}` is empty; a Vault reference names the KV mount, the secret's path and the key, such as `{{ vault: {{ mount: secret, path: app/db, key: password }} }}`"),
+                );
+            }
+        }
+        let vault = self.vault(field)?;
+        if self.problem_count() > before {
+            return None;
+        }
+        vault_ref.bind(&vault);
+        Some(SecretRef::Vault(vault_ref))
     }
 
     /// Resolves a path written in the file against the file's directory.
@@ -384,15 +444,16 @@ fn build(
         }
     };
     for key in top.keys() {
-        if key != "global" && key != "checks" {
+        if key != "global" && key != "checks" && key != "vault" {
             problems.push(top_problem(
                 key,
-                format!("unknown top-level key `{key}`; expected `global` or `checks`"),
+                format!("unknown top-level key `{key}`; expected `global`, `checks` or `vault`"),
             ));
         }
     }
 
     let global = build_global(top.remove("global"), problems);
+    let vault = build_vault(top.remove("vault"), base_dir, problems);
     let items = match top.remove("checks") {
         Some(serde_json::Value::Array(items)) => items,
         None | Some(serde_json::Value::Null) => Vec::new(),
@@ -419,6 +480,8 @@ fn build(
             index: Some(index),
             base_dir,
             http_clients: &mut clients,
+            vault: vault.clone(),
+            vault_used: false,
         };
         if let Some(id) = &id {
             if !seen.insert(id.clone()) {
@@ -429,13 +492,59 @@ fn build(
             }
         }
         let global = global.as_ref();
-        if let Some(def) = global.and_then(|global| build_check(item, global, &mut ctx)) {
+        if let Some(mut def) = global.and_then(|global| build_check(item, global, &mut ctx)) {
+            // A check that uses Vault starts over when the `vault` block changes on a reload.
+            if let (true, Some(vault), Some(definition)) =
+                (ctx.vault_used, &vault, def.definition.as_object_mut())
+            {
+                definition.insert("$vault".to_string(), vault.definition().clone());
+            }
             checks.push(Arc::new(def));
         }
     }
 
     let global = global?;
-    problems.is_empty().then_some(Config { global, checks })
+    problems.is_empty().then_some(Config {
+        global,
+        checks,
+        vault,
+    })
+}
+
+fn build_vault(
+    value: Option<serde_json::Value>,
+    base_dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<Arc<Vault>> {
+    let value = match value {
+        None | Some(serde_json::Value::Null) => return None,
+        Some(value) => value,
+    };
+    let spec: VaultSpec = match serde_json::from_value(value.clone()) {
+        Ok(spec) => spec,
+        Err(err) => {
+            let (field, message) = describe_serde_error(&err);
+            let field = locate(&value, &field, &err);
+            let field = if field.is_empty() {
+                "vault".to_string()
+            } else {
+                format!("vault.{field}")
+            };
+            problems.push(top_problem(&field, message));
+            return None;
+        }
+    };
+    let mut clients = http::ClientCache::default();
+    let mut ctx = BuildContext {
+        problems,
+        check: None,
+        index: None,
+        base_dir,
+        http_clients: &mut clients,
+        vault: None,
+        vault_used: false,
+    };
+    Vault::build(spec, value, &mut ctx)
 }
 
 fn top_problem(field: &str, message: String) -> Problem {
@@ -468,6 +577,8 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         index: None,
         base_dir: Path::new("."),
         http_clients: &mut clients,
+        vault: None,
+        vault_used: false,
     };
 
     let listen = raw
@@ -701,6 +812,21 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     }
     if let Some(spec) = raw.dns.take() {
         return dns::DnsCheck::build(spec, ctx).map(Kind::Dns);
+    }
+    if let Some(spec) = raw.vault_health.take() {
+        return vault_kinds::health::HealthCheck::build(spec, ctx).map(Kind::VaultHealth);
+    }
+    if let Some(spec) = raw.vault_auth_method.take() {
+        return vault_kinds::sys::AuthMethodCheck::build(spec, ctx).map(Kind::VaultAuthMethod);
+    }
+    if let Some(spec) = raw.vault_policy.take() {
+        return vault_kinds::sys::PolicyCheck::build(spec, ctx).map(Kind::VaultPolicy);
+    }
+    if let Some(spec) = raw.vault_mount.take() {
+        return vault_kinds::sys::MountCheck::build(spec, ctx).map(Kind::VaultMount);
+    }
+    if let Some(spec) = raw.vault_secret.take() {
+        return vault_kinds::secret::SecretCheck::build(spec, ctx).map(Kind::VaultSecret);
     }
     None
 }

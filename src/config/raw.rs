@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
-use crate::check::{cors, dns, http, signoff, tls};
+use crate::check::{cors, dns, http, signoff, tls, vault};
 
 /// The `global` block.
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +42,11 @@ pub struct RawCheck {
     pub ef_migrations: Option<migrations::MigrationsSpec>,
     pub tls: Option<tls::TlsSpec>,
     pub dns: Option<dns::DnsSpec>,
+    pub vault_health: Option<vault::health::HealthSpec>,
+    pub vault_auth_method: Option<vault::sys::AuthMethodSpec>,
+    pub vault_policy: Option<vault::sys::PolicySpec>,
+    pub vault_mount: Option<vault::sys::MountSpec>,
+    pub vault_secret: Option<vault::secret::SecretSpec>,
 }
 
 impl RawCheck {
@@ -78,6 +83,21 @@ impl RawCheck {
         if self.dns.is_some() {
             kinds.push("dns");
         }
+        if self.vault_health.is_some() {
+            kinds.push("vault_health");
+        }
+        if self.vault_auth_method.is_some() {
+            kinds.push("vault_auth_method");
+        }
+        if self.vault_policy.is_some() {
+            kinds.push("vault_policy");
+        }
+        if self.vault_mount.is_some() {
+            kinds.push("vault_mount");
+        }
+        if self.vault_secret.is_some() {
+            kinds.push("vault_secret");
+        }
         kinds
     }
 }
@@ -94,4 +114,9 @@ pub const KIND_NAMES: &[&str] = &[
     "ef_migrations",
     "tls",
     "dns",
+    "vault_health",
+    "vault_auth_method",
+    "vault_policy",
+    "vault_mount",
+    "vault_secret",
 ];

@@ -15,6 +15,11 @@ mod support;
     reason = "each topic uses a different subset of the helpers"
 )]
 mod testbed;
+#[allow(
+    dead_code,
+    reason = "each Vault test uses a different subset of the fixtures"
+)]
+mod vault_support;
 
 mod alerting;
 mod cli;
@@ -30,5 +35,6 @@ mod http;
 mod postgres;
 mod signoff;
 mod tls;
+mod vault;
 mod web;
 mod web_protection;

@@ -156,6 +156,10 @@ impl Connection {
         }
         let tls = sslmode.and_then(|mode| build_tls(mode, spec.ca_file.as_deref(), field, ctx));
 
+        let password = spec
+            .password
+            .and_then(|reference| ctx.secret_ref(&format!("{field}.password"), reference));
+
         let connect_timeout = spec
             .connect_timeout
             .as_ref()
@@ -173,7 +177,7 @@ impl Connection {
             port,
             database,
             user: spec.user,
-            password: spec.password,
+            password,
             sslmode: sslmode?,
             tls: tls?,
             connect_timeout,

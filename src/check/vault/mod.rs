@@ -1,0 +1,30 @@
+//! Vault check kinds: node health, auth methods, policies, secrets engines and KV secrets.
+//!
+//! Every kind except `vault_health` talks to Vault through the configuration's shared
+//! [`Vault`] connection, which owns the exporter's token. `vault_health` reads the unauthenticated
+//! `sys/health` endpoint of each node directly, because the status code carries the node's state.
+
+pub mod health;
+pub mod secret;
+pub mod sys;
+
+use vaultrs::error::ClientError;
+
+use super::Outcome;
+use crate::vault::{request_error, Vault};
+
+/// Returns the outcome of a failed `vaultrs` request for `what` (such as ``"`sys/auth`"``). A 403
+/// is split into a missing permission and a rejected token.
+async fn request_failed(vault: &Vault, what: &str, err: &ClientError) -> Outcome {
+    let error = request_error(vault.address(), &format!("reading {what}"), err);
+    match error.status() {
+        Some(403) => vault.forbidden_outcome(what).await,
+        _ => error.outcome(),
+    }
+}
+
+/// Normalises a mount or auth path to Vault's form in `sys/mounts` and `sys/auth`: no leading
+/// slash, one trailing slash.
+fn mount_key(path: &str) -> String {
+    format!("{}/", path.trim_matches('/'))
+}

@@ -1,0 +1,733 @@
+//! The exporter's own connection to Vault (or OpenBao): authentication, token renewal and the
+//! cache behind Vault secret references.
+//!
+//! The top-level `vault` block configures one [`Vault`] per loaded configuration, shared by every
+//! Vault check kind and every `{ vault: { mount, path, key } }` secret reference. The exporter logs
+//! in with a token read from a file or an environment variable, or with Kubernetes auth. A
+//! background task renews the token when two thirds of its TTL have passed, and logs in again
+//! when renewal fails. Requests use `vaultrs` over a reqwest client that verifies TLS
+//! (against the system roots, or only the configured CA file) and ignores proxy variables.
+//!
+//! The token is kept in a [`Secret`], whose `Debug` and `Display` print a placeholder. Messages
+//! built here name addresses, mounts and paths, never the token or a secret value.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+use url::Url;
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+
+use crate::check::{Outcome, Reason};
+use crate::config::BuildContext;
+use crate::secret::{Secret, SecretError, SecretRef};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SECRET_REFRESH: Duration = Duration::from_secs(300);
+const DEFAULT_KUBERNETES_MOUNT: &str = "kubernetes";
+const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// How long the maintenance task waits before it tries again after a failed login.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+
+/// The top-level `vault` block, as written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSpec {
+    address: String,
+    ca_file: Option<PathBuf>,
+    auth: AuthSpec,
+    timeout: Option<String>,
+    secret_refresh_interval: Option<String>,
+}
+
+/// The exporter's authentication to Vault, as written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum AuthSpec {
+    /// A token read from a file or an environment variable.
+    Token(SecretRef),
+    /// Kubernetes auth with the pod's service account token.
+    Kubernetes(KubernetesSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KubernetesSpec {
+    role: String,
+    mount: Option<String>,
+    service_account_token_file: Option<PathBuf>,
+}
+
+/// Validated authentication settings.
+#[derive(Debug)]
+enum Auth {
+    Token(SecretRef),
+    Kubernetes {
+        role: String,
+        mount: String,
+        token_file: PathBuf,
+    },
+}
+
+/// A token of the exporter, with its known lifetime.
+struct Lease {
+    token: Secret,
+    obtained: Instant,
+    /// `None` for a token without expiry, such as a root token.
+    ttl: Option<Duration>,
+    renewable: bool,
+}
+
+impl Lease {
+    /// When the token should be renewed: after two thirds of its TTL.
+    fn renew_at(&self) -> Option<Instant> {
+        self.ttl.map(|ttl| self.obtained + ttl * 2 / 3)
+    }
+
+    fn expires_at(&self) -> Option<Instant> {
+        self.ttl.map(|ttl| self.obtained + ttl)
+    }
+}
+
+/// The state of one KV secret that references point at.
+#[derive(Clone)]
+enum Cached {
+    /// Not read yet.
+    Pending,
+    /// The secret's data as of the last successful read.
+    Loaded(Arc<HashMap<String, Secret>>),
+    /// The last read failed; the message names the path and the cause, never a value.
+    Failed(String),
+}
+
+/// Counters of token events, for logs and tests.
+#[derive(Debug, Default)]
+pub struct TokenEvents {
+    logins: AtomicU64,
+    renewals: AtomicU64,
+    failed_renewals: AtomicU64,
+}
+
+impl TokenEvents {
+    /// Successful logins (for a token from a file or variable: successful reads and lookups).
+    pub fn logins(&self) -> u64 {
+        self.logins.load(Ordering::Relaxed)
+    }
+
+    /// Successful renewals.
+    pub fn renewals(&self) -> u64 {
+        self.renewals.load(Ordering::Relaxed)
+    }
+
+    /// Renewals that failed and were followed by a new login.
+    pub fn failed_renewals(&self) -> u64 {
+        self.failed_renewals.load(Ordering::Relaxed)
+    }
+}
+
+/// A Vault connection shared by the checks and secret references of one configuration.
+pub struct Vault {
+    address: Url,
+    http: reqwest::Client,
+    auth: Auth,
+    timeout: Duration,
+    refresh_interval: Duration,
+    /// The block as written, so that a check using Vault restarts when it changes.
+    definition: serde_json::Value,
+    lease: tokio::sync::Mutex<Option<Lease>>,
+    secrets: Mutex<BTreeMap<(String, String), Cached>>,
+    started: OnceCell<()>,
+    events: TokenEvents,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("address", &self.address.as_str())
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors from talking to Vault. Messages name the request, never the token or a value.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// Logging in, or reading the credential to log in with, failed.
+    #[error("login to Vault failed: {0}")]
+    Login(String),
+    /// A request failed.
+    #[error("{message}")]
+    Request {
+        /// The reason for a check outcome.
+        reason: Reason,
+        /// The failed request, with the cause.
+        message: String,
+        /// The HTTP status code, when Vault responded.
+        status: Option<u16>,
+    },
+}
+
+impl VaultError {
+    /// Returns the HTTP status code of Vault's response, if it responded.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            VaultError::Request { status, .. } => *status,
+            VaultError::Login(_) => None,
+        }
+    }
+
+    /// Converts the error into the error outcome of a check that could not evaluate.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            VaultError::Login(_) => Outcome::error(Reason::VaultAuthFailed, self.to_string()),
+            VaultError::Request {
+                reason, message, ..
+            } => Outcome::error(*reason, message.clone()),
+        }
+    }
+}
+
+impl Vault {
+    /// Validates the `vault` block, recording problems with fields under `vault.`.
+    pub fn build(
+        spec: VaultSpec,
+        definition: serde_json::Value,
+        ctx: &mut BuildContext<'_>,
+    ) -> Option<Arc<Vault>> {
+        let before = ctx.problem_count();
+        let address = ctx.http_url("vault.address", &spec.address);
+        let timeout = match &spec.timeout {
+            Some(value) => ctx.duration("vault.timeout", value),
+            None => Some(DEFAULT_TIMEOUT),
+        };
+        let refresh_interval = match &spec.secret_refresh_interval {
+            Some(value) => ctx.duration("vault.secret_refresh_interval", value),
+            None => Some(DEFAULT_SECRET_REFRESH),
+        };
+        let auth = match spec.auth {
+            AuthSpec::Token(SecretRef::Vault(_)) => {
+                ctx.problem(
+                    "vault.auth.token",
+                    "the Vault token cannot come from Vault itself; write `{ file: /path/to/token }` or `{ env: VARIABLE }`",
+                );
+                None
+            }
+            AuthSpec::Token(reference) => Some(Auth::Token(match reference {
+                SecretRef::File(path) => SecretRef::File(ctx.resolve_path(&path)),
+                other => other,
+            })),
+            AuthSpec::Kubernetes(kubernetes) => {
+                if kubernetes.role.trim().is_empty() {
+                    ctx.problem(
+                        "vault.auth.kubernetes.role",
+                        "role is empty; name the Vault role bound to the exporter's service account",
+                    );
+                }
+                let mount = kubernetes
+                    .mount
+                    .unwrap_or_else(|| DEFAULT_KUBERNETES_MOUNT.to_string())
+                    .trim_matches('/')
+                    .to_string();
+                if mount.is_empty() {
+                    ctx.problem(
+                        "vault.auth.kubernetes.mount",
+                        "mount is empty; write the path the Kubernetes auth method is enabled at, usually `kubernetes`",
+                    );
+                }
+                let token_file = kubernetes
+                    .service_account_token_file
+                    .map(|path| ctx.resolve_path(&path))
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_SERVICE_ACCOUNT_TOKEN));
+                Some(Auth::Kubernetes {
+                    role: kubernetes.role,
+                    mount,
+                    token_file,
+                })
+            }
+        };
+        let ca_file = spec.ca_file.as_ref().map(|path| ctx.resolve_path(path));
+        let http = match build_http_client(ca_file.as_deref(), timeout.unwrap_or(DEFAULT_TIMEOUT)) {
+            Ok(client) => Some(client),
+            Err(message) => {
+                ctx.problem("vault.ca_file", message);
+                None
+            }
+        };
+        if ctx.problem_count() > before {
+            return None;
+        }
+        Some(Arc::new(Vault {
+            address: address?,
+            http: http?,
+            auth: auth?,
+            timeout: timeout?,
+            refresh_interval: refresh_interval?,
+            definition,
+            lease: tokio::sync::Mutex::new(None),
+            secrets: Mutex::new(BTreeMap::new()),
+            started: OnceCell::new(),
+            events: TokenEvents::default(),
+        }))
+    }
+
+    /// Returns the Vault address, for messages.
+    pub fn address(&self) -> &Url {
+        &self.address
+    }
+
+    /// Returns the `vault` block as written in the file.
+    pub fn definition(&self) -> &serde_json::Value {
+        &self.definition
+    }
+
+    /// Returns the HTTP client, with the configured CA and timeout, for requests outside `vaultrs`.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Counts of logins and renewals since this configuration was loaded.
+    pub fn token_events(&self) -> &TokenEvents {
+        &self.events
+    }
+
+    /// Registers a KV secret that a reference points at, so that it is read and refreshed.
+    pub fn register_secret(&self, mount: &str, path: &str) {
+        let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        secrets
+            .entry((mount.to_string(), path.to_string()))
+            .or_insert(Cached::Pending);
+    }
+
+    /// Logs in and reads every referenced secret once, then starts the background task that
+    /// renews the token and refreshes the secrets. Later calls return at once.
+    ///
+    /// A failure is logged and recorded, never returned: checks that need Vault report it.
+    pub async fn start(self: &Arc<Self>) {
+        self.started
+            .get_or_init(|| async {
+                if let Err(err) = self.token().await {
+                    warn!(vault = %self.address, error = %err, "Vault login failed; checks that use Vault report errors until it succeeds");
+                }
+                self.refresh_secrets().await;
+                tokio::spawn(maintain(Arc::downgrade(self)));
+            })
+            .await;
+    }
+
+    /// Returns a `vaultrs` client with a valid token, logging in or renewing first when needed.
+    pub async fn client(&self) -> Result<VaultClient, VaultError> {
+        let token = self.token().await?;
+        self.client_with(&token)
+    }
+
+    /// Returns the current token, logging in or renewing it first when needed.
+    pub async fn token(&self) -> Result<Secret, VaultError> {
+        let mut lease = self.lease.lock().await;
+        let now = Instant::now();
+        let due = match lease.as_ref() {
+            None => true,
+            Some(current) => current.renew_at().is_some_and(|at| now >= at),
+        };
+        if !due {
+            if let Some(current) = lease.as_ref() {
+                return Ok(current.token.clone());
+            }
+        }
+        if let Some(current) = lease.take() {
+            let still_valid = current.expires_at().is_none_or(|at| now < at);
+            if current.renewable && still_valid {
+                match self.renew(&current.token).await {
+                    Ok(renewed) => {
+                        self.events.renewals.fetch_add(1, Ordering::Relaxed);
+                        debug!(vault = %self.address, ttl = ?renewed.ttl, "Vault token renewed");
+                        let token = renewed.token.clone();
+                        *lease = Some(renewed);
+                        return Ok(token);
+                    }
+                    Err(err) => {
+                        self.events.failed_renewals.fetch_add(1, Ordering::Relaxed);
+                        warn!(vault = %self.address, error = %err, "Vault token renewal failed; logging in again");
+                    }
+                }
+            }
+        }
+        let fresh = self.login().await?;
+        self.events.logins.fetch_add(1, Ordering::Relaxed);
+        info!(vault = %self.address, ttl = ?fresh.ttl, renewable = fresh.renewable, "Logged in to Vault");
+        let token = fresh.token.clone();
+        *lease = Some(fresh);
+        Ok(token)
+    }
+
+    /// Drops the current token, so that the next request logs in again. Called when Vault
+    /// rejects a token the exporter believed valid (revoked, or Vault restored from a backup).
+    pub async fn invalidate_token(&self) {
+        *self.lease.lock().await = None;
+    }
+
+    /// Tells a permission problem from an invalid token: after a 403, looks the token up, and
+    /// drops it when Vault rejects it too. Returns the outcome the check reports.
+    pub async fn forbidden_outcome(&self, what: &str) -> Outcome {
+        let valid = match self.token().await {
+            Ok(token) => match self.client_with(&token) {
+                Ok(client) => vaultrs::token::lookup_self(&client).await.is_ok(),
+                Err(_) => false,
+            },
+            Err(err) => return err.outcome(),
+        };
+        if valid {
+            Outcome::error(
+                Reason::Forbidden,
+                format!(
+                    "Vault denied reading {what}; the exporter's policy needs read access to it"
+                ),
+            )
+        } else {
+            self.invalidate_token().await;
+            Outcome::error(
+                Reason::VaultAuthFailed,
+                format!("Vault rejected the exporter's token while reading {what}; the next run logs in again"),
+            )
+        }
+    }
+
+    fn client_with(&self, token: &Secret) -> Result<VaultClient, VaultError> {
+        let settings = VaultClientSettingsBuilder::default()
+            .address(self.address.as_str())
+            .token(token.expose())
+            .ca_certs(Vec::new())
+            .identity(None)
+            .verify(true)
+            .timeout(Some(self.timeout))
+            .build()
+            .map_err(|err| VaultError::Request {
+                reason: Reason::InternalError,
+                message: format!("invalid Vault client settings: {err}"),
+                status: None,
+            })?;
+        let middle = vaultrs::api::EndpointMiddleware {
+            token: token.expose().to_string(),
+            version: "v1".to_string(),
+            wrap: None,
+            namespace: None,
+        };
+        Ok(VaultClient {
+            http: rustify::clients::reqwest::Client::new(
+                self.address.as_str().trim_end_matches('/'),
+                self.http.clone(),
+            ),
+            middle,
+            settings,
+        })
+    }
+
+    async fn login(&self) -> Result<Lease, VaultError> {
+        match &self.auth {
+            Auth::Token(reference) => {
+                let token = reference
+                    .resolve()
+                    .map_err(|err| VaultError::Login(format!("cannot read the token: {err}")))?;
+                let client = self.client_with(&token)?;
+                let lookup = vaultrs::token::lookup_self(&client).await.map_err(|err| {
+                    let error = login_error(&self.address, "looking up the token", &err);
+                    match request_error(&self.address, "", &err).status() {
+                        Some(403) => VaultError::Login(format!(
+                            "Vault rejected the token, or its policy lacks read on `auth/token/lookup-self` (the `default` policy grants it); {error}"
+                        )),
+                        _ => error,
+                    }
+                })?;
+                let ttl = (lookup.ttl > 0).then(|| Duration::from_secs(lookup.ttl));
+                Ok(Lease {
+                    token,
+                    obtained: Instant::now(),
+                    ttl,
+                    renewable: lookup.renewable.unwrap_or(false),
+                })
+            }
+            Auth::Kubernetes {
+                role,
+                mount,
+                token_file,
+            } => {
+                let jwt = SecretRef::File(token_file.clone())
+                    .resolve()
+                    .map_err(|err| {
+                        VaultError::Login(format!("cannot read the service account token: {err}"))
+                    })?;
+                let client = self.client_with(&Secret::new(String::new()))?;
+                let auth = vaultrs::auth::kubernetes::login(&client, mount, role, jwt.expose())
+                    .await
+                    .map_err(|err| {
+                        login_error(
+                            &self.address,
+                            &format!("Kubernetes login with role `{role}` at `auth/{mount}`"),
+                            &err,
+                        )
+                    })?;
+                Ok(Lease {
+                    token: Secret::new(auth.client_token),
+                    obtained: Instant::now(),
+                    ttl: (auth.lease_duration > 0)
+                        .then(|| Duration::from_secs(auth.lease_duration)),
+                    renewable: auth.renewable,
+                })
+            }
+        }
+    }
+
+    async fn renew(&self, token: &Secret) -> Result<Lease, VaultError> {
+        let client = self.client_with(token)?;
+        let auth = vaultrs::token::renew_self(&client, None)
+            .await
+            .map_err(|err| request_error(&self.address, "renewing the token", &err))?;
+        let ttl = (auth.lease_duration > 0).then(|| Duration::from_secs(auth.lease_duration));
+        // Vault caps a renewal at the token's maximum TTL; a renewal that gains nothing would
+        // only repeat, so it counts as failed and the exporter logs in again.
+        if ttl.is_some_and(|ttl| ttl < Duration::from_secs(2)) {
+            return Err(VaultError::Login(
+                "the token reached its maximum TTL and cannot be renewed further".to_string(),
+            ));
+        }
+        Ok(Lease {
+            token: token.clone(),
+            obtained: Instant::now(),
+            ttl,
+            renewable: auth.renewable,
+        })
+    }
+
+    /// Reads every registered KV secret and updates the cache. A failed read keeps no stale
+    /// value: the references to it report the failure until a read succeeds again.
+    pub async fn refresh_secrets(&self) {
+        let paths: Vec<(String, String)> = {
+            let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+            secrets.keys().cloned().collect()
+        };
+        if paths.is_empty() {
+            return;
+        }
+        let client = match self.client().await {
+            Ok(client) => Some(client),
+            Err(err) => {
+                let message = err.to_string();
+                let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+                for value in secrets.values_mut() {
+                    *value = Cached::Failed(message.clone());
+                }
+                None
+            }
+        };
+        let Some(client) = client else { return };
+        for (mount, path) in paths {
+            let read =
+                vaultrs::kv2::read::<HashMap<String, serde_json::Value>>(&client, &mount, &path)
+                    .await;
+            let cached = match read {
+                Ok(data) => Cached::Loaded(Arc::new(
+                    data.into_iter()
+                        .map(|(key, value)| {
+                            let text = match value {
+                                serde_json::Value::String(text) => text,
+                                other => other.to_string(),
+                            };
+                            (key, Secret::new(text))
+                        })
+                        .collect(),
+                )),
+                Err(err) => {
+                    let what = format!("KV secret `{path}` in mount `{mount}`");
+                    let error = request_error(&self.address, &format!("reading {what}"), &err);
+                    let message = match error.status() {
+                        Some(404) => format!("{what} does not exist, or its latest version is deleted"),
+                        Some(403) => format!("Vault denied reading {what}; the exporter's policy needs read on `{mount}/data/{path}`"),
+                        _ => error.to_string(),
+                    };
+                    warn!(vault = %self.address, mount = %mount, path = %path, error = %message, "Reading a Vault secret reference failed");
+                    Cached::Failed(message)
+                }
+            };
+            let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+            secrets.insert((mount, path), cached);
+        }
+    }
+
+    /// Returns one key of a referenced secret from the cache.
+    pub fn cached_secret(&self, mount: &str, path: &str, key: &str) -> Result<Secret, SecretError> {
+        let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let reference = format!("vault `{mount}/{path}#{key}`");
+        match secrets.get(&(mount.to_string(), path.to_string())) {
+            None | Some(Cached::Pending) => Err(SecretError::Vault {
+                reference,
+                message: "not read from Vault yet".to_string(),
+            }),
+            Some(Cached::Failed(message)) => Err(SecretError::Vault {
+                reference,
+                message: message.clone(),
+            }),
+            Some(Cached::Loaded(data)) => match data.get(key) {
+                Some(secret) if !secret.expose().is_empty() => Ok(secret.clone()),
+                Some(_) => Err(SecretError::Empty(reference)),
+                None => {
+                    let known: BTreeSet<&str> = data.keys().map(String::as_str).collect();
+                    let known: Vec<&str> = known.into_iter().collect();
+                    Err(SecretError::Vault {
+                        reference,
+                        message: format!(
+                            "the secret has no key `{key}`; its keys are: {}",
+                            known.join(", ")
+                        ),
+                    })
+                }
+            },
+        }
+    }
+
+    /// When the maintenance task should next wake: at the token's renewal point, or at the next
+    /// secret refresh when that comes first.
+    async fn next_wake(&self, next_refresh: Instant) -> Instant {
+        let lease = self.lease.lock().await;
+        match lease.as_ref() {
+            None => Instant::now() + RETRY_AFTER_FAILURE.min(self.refresh_interval),
+            Some(current) => current
+                .renew_at()
+                .map_or(next_refresh, |at| at.min(next_refresh)),
+        }
+    }
+}
+
+/// Renews the token before it expires and refreshes the secret cache, until the [`Vault`] is
+/// dropped (a reload replaced every check that used it).
+async fn maintain(vault: Weak<Vault>) {
+    let mut next_refresh = match vault.upgrade() {
+        Some(vault) => Instant::now() + vault.refresh_interval,
+        None => return,
+    };
+    loop {
+        let wake = match vault.upgrade() {
+            Some(vault) => vault.next_wake(next_refresh).await,
+            None => return,
+        };
+        tokio::time::sleep_until(wake).await;
+        let Some(vault) = vault.upgrade() else { return };
+        if let Err(err) = vault.token().await {
+            warn!(vault = %vault.address, error = %err, "Vault login failed; retrying");
+        }
+        if Instant::now() >= next_refresh {
+            vault.refresh_secrets().await;
+            next_refresh = Instant::now() + vault.refresh_interval;
+        }
+    }
+}
+
+fn build_http_client(
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .user_agent(concat!("readiness-exporter/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|err| format!("cannot read CA file `{}`: {err}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).unwrap_or_default();
+        if certs.is_empty() {
+            return Err(format!(
+                "CA file `{}` contains no PEM certificate; it must hold one or more `BEGIN CERTIFICATE` blocks",
+                path.display()
+            ));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    builder
+        .build()
+        .map_err(|err| format!("cannot build the Vault HTTP client: {err}"))
+}
+
+fn login_error(address: &Url, what: &str, err: &ClientError) -> VaultError {
+    VaultError::Login(request_error(address, what, err).to_string())
+}
+
+/// Classifies a `vaultrs` error by walking its cause chain. The message names what was
+/// requested and the cause; Vault's own error strings are included because they name paths and
+/// permissions, never tokens.
+pub fn request_error(address: &Url, what: &str, err: &ClientError) -> VaultError {
+    let status = match err {
+        ClientError::APIError { code, .. } => Some(*code),
+        ClientError::RestClientError {
+            source: rustify::errors::ClientError::ServerResponseError { code, .. },
+        } => Some(*code),
+        _ => None,
+    };
+    if let Some(code) = status {
+        let detail = match err {
+            ClientError::APIError { errors, .. } if !errors.is_empty() => {
+                format!(
+                    ": {}",
+                    crate::check::http::truncate(&errors.join("; "), 200)
+                )
+            }
+            _ => String::new(),
+        };
+        let reason = match code {
+            401 => Reason::Unauthorized,
+            403 => Reason::Forbidden,
+            429 => Reason::RateLimited,
+            _ => Reason::UnexpectedStatus,
+        };
+        return VaultError::Request {
+            reason,
+            message: format!("{what} failed: Vault responded with status {code}{detail}"),
+            status: Some(code),
+        };
+    }
+    if let Some(reqwest_error) = find_reqwest_error(err) {
+        let (reason, message) = crate::check::http::classify(reqwest_error, address);
+        return VaultError::Request {
+            reason,
+            message: format!("{what}: {message}"),
+            status: None,
+        };
+    }
+    VaultError::Request {
+        reason: Reason::InvalidResponse,
+        message: format!("{what} failed: {}", error_text(err)),
+        status: None,
+    }
+}
+
+fn find_reqwest_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a reqwest::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<reqwest::Error>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
+/// Joins an error and its causes. `vaultrs` and `rustify` errors carry the response body only in
+/// fields, never in their text, so the text contains no token or secret value.
+fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
