@@ -103,10 +103,21 @@ async fn zone_server() -> ZoneServer {
     let handler: Arc<dyn ZoneHandler> = Arc::new(zone);
     catalog.upsert(LowerName::new(&origin), vec![handler]);
 
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    // TCP on the same port serves answers too large for UDP, as a real server would.
-    let listener = TcpListener::bind(addr).await.unwrap();
+    // TCP on the same port serves answers too large for UDP, as a real server would. The UDP
+    // port is free for TCP only by chance, so another port is tried when TCP has it in use.
+    let mut attempt = 0;
+    let (socket, listener, addr) = loop {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        match TcpListener::bind(addr).await {
+            Ok(listener) => break (socket, listener, addr),
+            Err(err) if attempt < 20 => {
+                attempt += 1;
+                eprintln!("TCP port {} in use ({err}); trying another", addr.port());
+            }
+            Err(err) => panic!("no port free for both UDP and TCP: {err}"),
+        }
+    };
     let mut server = Server::new(catalog);
     server.register_socket(socket);
     server.register_listener(listener, Duration::from_secs(5), 4096);
