@@ -9,9 +9,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub mod alertmanager;
+pub mod api_client;
 pub mod cors;
+pub mod grafana;
 pub mod http;
+pub mod loki;
 pub mod postgres;
+pub mod prometheus;
 #[cfg(test)]
 pub(crate) mod scripted;
 pub mod signoff;
@@ -175,6 +180,36 @@ reasons! {
     SignoffFileInvalid => "signoff_file_invalid",
     /// The sign-off file could not be read.
     SignoffFileUnreadable => "signoff_file_unreadable",
+    /// A job has no active scrape target.
+    NoTargets => "no_targets",
+    /// Fewer scrape targets of a job are up than required.
+    TargetsDown => "targets_down",
+    /// A rule group is not loaded.
+    RuleGroupMissing => "rule_group_missing",
+    /// A rule reports an evaluation error.
+    RuleEvaluationFailed => "rule_evaluation_failed",
+    /// A rule group has never been evaluated.
+    NotEvaluated => "not_evaluated",
+    /// Fewer active Alertmanagers than required.
+    TooFewAlertmanagers => "too_few_alertmanagers",
+    /// A query returned NaN.
+    NanValue => "nan_value",
+    /// The server answered a query with warnings, so the result may be incomplete.
+    QueryWarnings => "query_warnings",
+    /// The server's readiness endpoint reports it as not ready.
+    NotReady => "not_ready",
+    /// A cluster has not settled, is disabled where a cluster is expected, or lacks peers.
+    ClusterNotReady => "cluster_not_ready",
+    /// A named receiver is not in the configuration.
+    ReceiverMissing => "receiver_missing",
+    /// The server reports a component it depends on (such as its database) as unhealthy.
+    Unhealthy => "unhealthy",
+    /// A named dashboard does not exist.
+    DashboardMissing => "dashboard_missing",
+    /// A named data source does not exist.
+    DatasourceMissing => "datasource_missing",
+    /// A named data source failed its health check.
+    DatasourceUnhealthy => "datasource_unhealthy",
 }
 
 impl fmt::Display for Reason {
@@ -319,6 +354,20 @@ pub enum Kind {
     PostgresQuery(postgres::query::QueryCheck),
     /// Entity Framework Core's newest applied migration.
     EfMigrations(postgres::migrations::MigrationsCheck),
+    /// The scrape targets of named Prometheus jobs.
+    PrometheusTargets(prometheus::targets::TargetsCheck),
+    /// Named Prometheus rule groups.
+    PrometheusRules(prometheus::rules::RulesCheck),
+    /// The Alertmanagers a Prometheus server sends alerts to.
+    PrometheusAlertmanagers(prometheus::alertmanagers::AlertmanagersCheck),
+    /// A PromQL instant query compared with a threshold.
+    PrometheusQuery(prometheus::query::QueryCheck),
+    /// An Alertmanager's readiness, cluster and receivers.
+    Alertmanager(alertmanager::AlertmanagerCheck),
+    /// Grafana's health, dashboards and data sources.
+    Grafana(grafana::GrafanaCheck),
+    /// Loki's readiness and a LogQL metric query compared with a threshold.
+    Loki(Box<loki::LokiCheck>),
 }
 
 impl Kind {
@@ -335,6 +384,13 @@ impl Kind {
             Kind::PostgresArchiving(_) => "postgres_archiving",
             Kind::PostgresQuery(_) => "postgres_query",
             Kind::EfMigrations(_) => "ef_migrations",
+            Kind::PrometheusTargets(_) => "prometheus_targets",
+            Kind::PrometheusRules(_) => "prometheus_rules",
+            Kind::PrometheusAlertmanagers(_) => "prometheus_alertmanagers",
+            Kind::PrometheusQuery(_) => "prometheus_query",
+            Kind::Alertmanager(_) => "alertmanager",
+            Kind::Grafana(_) => "grafana",
+            Kind::Loki(_) => "loki",
         }
     }
 
@@ -351,6 +407,13 @@ impl Kind {
             Kind::PostgresArchiving(check) => check.run(timeout).await,
             Kind::PostgresQuery(check) => check.run(timeout).await,
             Kind::EfMigrations(check) => check.run(timeout).await,
+            Kind::PrometheusTargets(check) => check.run(timeout).await,
+            Kind::PrometheusRules(check) => check.run(timeout).await,
+            Kind::PrometheusAlertmanagers(check) => check.run(timeout).await,
+            Kind::PrometheusQuery(check) => check.run(timeout).await,
+            Kind::Alertmanager(check) => check.run(timeout).await,
+            Kind::Grafana(check) => check.run(timeout).await,
+            Kind::Loki(check) => check.run(timeout).await,
         }
     }
 }
@@ -366,6 +429,13 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(postgres::archiving::MEASURES);
     families.extend_from_slice(postgres::query::MEASURES);
     families.extend_from_slice(postgres::migrations::MEASURES);
+    families.extend_from_slice(prometheus::targets::MEASURES);
+    families.extend_from_slice(prometheus::rules::MEASURES);
+    families.extend_from_slice(prometheus::alertmanagers::MEASURES);
+    families.extend_from_slice(prometheus::query::MEASURES);
+    families.extend_from_slice(alertmanager::MEASURES);
+    families.extend_from_slice(grafana::MEASURES);
+    families.extend_from_slice(loki::MEASURES);
     families
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{cors, http, postgres, signoff, Kind};
+use crate::check::{alertmanager, cors, grafana, http, loki, postgres, prometheus, signoff, Kind};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -695,6 +695,28 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     }
     if let Some(spec) = raw.ef_migrations.take() {
         return postgres::migrations::MigrationsCheck::build(spec, ctx).map(Kind::EfMigrations);
+    }
+    if let Some(spec) = raw.prometheus_targets.take() {
+        return prometheus::targets::TargetsCheck::build(spec, ctx).map(Kind::PrometheusTargets);
+    }
+    if let Some(spec) = raw.prometheus_rules.take() {
+        return prometheus::rules::RulesCheck::build(spec, ctx).map(Kind::PrometheusRules);
+    }
+    if let Some(spec) = raw.prometheus_alertmanagers.take() {
+        return prometheus::alertmanagers::AlertmanagersCheck::build(spec, ctx)
+            .map(Kind::PrometheusAlertmanagers);
+    }
+    if let Some(spec) = raw.prometheus_query.take() {
+        return prometheus::query::QueryCheck::build(spec, ctx).map(Kind::PrometheusQuery);
+    }
+    if let Some(spec) = raw.alertmanager.take() {
+        return alertmanager::AlertmanagerCheck::build(spec, ctx).map(Kind::Alertmanager);
+    }
+    if let Some(spec) = raw.grafana.take() {
+        return grafana::GrafanaCheck::build(spec, ctx).map(Kind::Grafana);
+    }
+    if let Some(spec) = raw.loki.take() {
+        return loki::LokiCheck::build(spec, ctx).map(|check| Kind::Loki(Box::new(check)));
     }
     None
 }

@@ -5,7 +5,8 @@
 use serde::Deserialize;
 
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
-use crate::check::{cors, http, signoff};
+use crate::check::prometheus::{alertmanagers, query as prometheus_query, rules, targets};
+use crate::check::{alertmanager, cors, grafana, http, loki, signoff};
 
 /// The `global` block.
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +41,13 @@ pub struct RawCheck {
     pub postgres_archiving: Option<archiving::ArchivingSpec>,
     pub postgres_query: Option<query::QuerySpec>,
     pub ef_migrations: Option<migrations::MigrationsSpec>,
+    pub prometheus_targets: Option<targets::TargetsSpec>,
+    pub prometheus_rules: Option<rules::RulesSpec>,
+    pub prometheus_alertmanagers: Option<alertmanagers::AlertmanagersSpec>,
+    pub prometheus_query: Option<prometheus_query::QuerySpec>,
+    pub alertmanager: Option<alertmanager::AlertmanagerSpec>,
+    pub grafana: Option<grafana::GrafanaSpec>,
+    pub loki: Option<loki::LokiSpec>,
 }
 
 impl RawCheck {
@@ -70,6 +78,27 @@ impl RawCheck {
         if self.ef_migrations.is_some() {
             kinds.push("ef_migrations");
         }
+        if self.prometheus_targets.is_some() {
+            kinds.push("prometheus_targets");
+        }
+        if self.prometheus_rules.is_some() {
+            kinds.push("prometheus_rules");
+        }
+        if self.prometheus_alertmanagers.is_some() {
+            kinds.push("prometheus_alertmanagers");
+        }
+        if self.prometheus_query.is_some() {
+            kinds.push("prometheus_query");
+        }
+        if self.alertmanager.is_some() {
+            kinds.push("alertmanager");
+        }
+        if self.grafana.is_some() {
+            kinds.push("grafana");
+        }
+        if self.loki.is_some() {
+            kinds.push("loki");
+        }
         kinds
     }
 }
@@ -84,4 +113,11 @@ pub const KIND_NAMES: &[&str] = &[
     "postgres_archiving",
     "postgres_query",
     "ef_migrations",
+    "prometheus_targets",
+    "prometheus_rules",
+    "prometheus_alertmanagers",
+    "prometheus_query",
+    "alertmanager",
+    "grafana",
+    "loki",
 ];
