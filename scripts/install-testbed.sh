@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 declare -A DEBIAN_PACKAGES=(
   [nginx-light]=nginx
   [postgresql]=/usr/lib/postgresql/15/bin/initdb
+  [prometheus]=promtool
+  [prometheus-alertmanager]=prometheus-alertmanager
 )
 
 missing=()

@@ -1,5 +1,11 @@
 //! Integration tests: one binary, a module per topic.
 
+mod monitoring;
+#[allow(
+    dead_code,
+    reason = "each monitoring test uses a different subset of the fixtures"
+)]
+mod monitoring_support;
 mod postgres;
 #[allow(
     dead_code,
