@@ -22,6 +22,8 @@ mod cli;
 mod config;
 mod contract;
 mod cors;
+mod grafana;
 mod http;
+mod loki;
 mod signoff;
 mod web;
