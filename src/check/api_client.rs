@@ -1,5 +1,5 @@
 //! The HTTP client shared by the kinds that read a monitoring or logging server's own API
-//! (Prometheus, Alertmanager, Grafana, Loki, Elasticsearch).
+//! (Prometheus, Alertmanager, Grafana, Loki).
 //!
 //! A kind's `server` block names the base URL, the credential and the CA. Every request makes a
 //! new connection through the client cache of the `http` kind, reads at most `max_body_bytes`,
@@ -85,7 +85,7 @@ impl ApiResponse {
         })
     }
 
-    /// The first 200 characters of the body, for messages.
+    /// Returns the first 200 characters of the body, for messages.
     pub fn text_excerpt(&self) -> String {
         truncate(String::from_utf8_lossy(&self.body).trim(), 200)
     }
@@ -156,8 +156,8 @@ impl ApiClient {
         })
     }
 
-    /// The URL of `segments` below the base URL; each segment is percent-encoded, so a uid or a
-    /// group name cannot change the path.
+    /// Returns the URL of `segments` below the base URL. Each segment is percent-encoded, so a
+    /// uid or a group name cannot change the path.
     pub fn endpoint(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {

@@ -129,7 +129,7 @@ impl LokiCheck {
             Ok(response) => response,
             Err(outcome) => return outcome,
         };
-        // Loki answers a rejected query with plain text, not the JSON error envelope.
+        // Loki rejects a query with a plain-text body, not the JSON error envelope.
         if response.status != 200
             && serde_json::from_slice::<serde_json::Value>(&response.body).is_err()
         {

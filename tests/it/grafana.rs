@@ -1,4 +1,4 @@
-//! The `grafana` kind against a local server that answers as Grafana's HTTP API documents.
+//! The `grafana` kind against a local server that responds as Grafana's HTTP API documents.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +14,7 @@ const TOKEN: &str = "glsa_canary_5f1e0c2b7a";
 
 const DASHBOARD: &str = include_str!("fixtures/monitoring/grafana-dashboard.json");
 
-/// A fake Grafana at `/` and at `/grafana`: `database` is the value `/api/health` reports,
+/// Starts a fake Grafana at `/` and at `/grafana`: `database` is the value `/api/health` reports,
 /// `readiness-overview` is the one dashboard, data source `prom` is healthy and `loki` is not.
 async fn grafana(database: &'static str) -> (TestServer, Arc<Mutex<Vec<String>>>) {
     let paths = Arc::new(Mutex::new(Vec::new()));

@@ -1,4 +1,4 @@
-//! The `loki` kind against a local server that answers as Loki's HTTP API documents.
+//! The `loki` kind against a local server that responds as Loki's HTTP API documents.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,8 +10,8 @@ use crate::support::{assert_metric, assert_no_series, respond, serve_fn, TestSer
 const VECTOR: &str = include_str!("fixtures/monitoring/loki-vector.json");
 const STREAMS: &str = include_str!("fixtures/monitoring/loki-streams.json");
 
-/// A fake Loki for tenant `shop`. `ready` is whether `/ready` answers 200. Queries are answered
-/// by what they select: `app="api"` has three lines, `app="none"` none, a log query returns
+/// Starts a fake Loki for tenant `shop`. `ready` is whether `/ready` returns 200. Each query's
+/// response depends on what it selects: `app="api"` has three lines, `app="none"` none, a log query returns
 /// streams, and anything with `((` is a parse error.
 async fn loki(ready: bool) -> (TestServer, Arc<Mutex<Vec<String>>>) {
     let queries = Arc::new(Mutex::new(Vec::new()));

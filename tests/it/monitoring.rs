@@ -8,7 +8,7 @@ use crate::support::{
     assert_metric, assert_no_series, config_problems, respond, serve_fn, LoadedChecks,
 };
 
-/// One check item whose kind block is the YAML flow map `block`.
+/// Formats one check item whose kind block is the YAML flow map `block`.
 pub fn item(id: &str, kind: &str, block: &str) -> String {
     format!(
         "  - id: {id}\n    title: \"{id}\"\n    section: Monitoring\n    severity: critical\n    {kind}: {block}\n"

@@ -1,8 +1,8 @@
 //! The `prometheus_alertmanagers` check kind: Prometheus has enough active Alertmanagers.
 //!
 //! Reads `/api/v1/alertmanagers`. An Alertmanager is active when Prometheus discovered it and
-//! will send alerts to it; this does not prove that sending works, which
-//! `prometheus_notifications_errors_total` shows (use a `prometheus_query` check for it).
+//! will send alerts to it. That does not prove that sending works, so watch
+//! `prometheus_notifications_errors_total` with a `prometheus_query` check as well.
 
 use std::time::Duration;
 

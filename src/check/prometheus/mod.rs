@@ -161,7 +161,7 @@ fn parse_sample(text: &str) -> Result<f64, Outcome> {
     })
 }
 
-/// The label sets of the first series, for the message about too many series.
+/// Formats the label sets of the first three series, for the message about too many series.
 fn describe_series(samples: &[VectorSample]) -> String {
     let shown: Vec<String> = samples
         .iter()
@@ -179,7 +179,7 @@ fn describe_series(samples: &[VectorSample]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
-/// How a query answered with warnings is judged.
+/// The outcome of a query whose response carries warnings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WarningPolicy {
     /// The check is an error: the result may be partial.
@@ -265,9 +265,9 @@ impl Threshold {
             Err(outcome) => return outcome,
         };
         if value.is_nan() {
-            // NaN is a known answer (0/0, for example a rate over no requests), but no bound
-            // can accept it, so the policy decides; the series is left out because NaN is not
-            // a usable measurement.
+            // NaN is a real result (0/0, for example a rate over no requests), but no bound can
+            // accept it, so the policy decides. The series is left out because NaN is not a
+            // usable measurement.
             return self.on_nan.apply(
                 Reason::NanValue,
                 format!(

@@ -165,8 +165,8 @@ impl RulesCheck {
             }
         }
 
-        // Evaluation errors first: they say what is broken, the other findings only that
-        // something is late or absent.
+        // Evaluation errors come first because they name what is broken. The other findings
+        // only show that something is late or absent.
         findings.sort_by_key(|(reason, _)| match reason {
             Reason::RuleEvaluationFailed => 0,
             Reason::RuleGroupMissing => 1,

@@ -2,8 +2,8 @@
 //!
 //! Reads `/api/v1/targets?state=active` and groups targets by their `job` label (the label that
 //! `up{job="..."}` uses, after relabelling). A job fails when it has no target at all, or when
-//! fewer targets are up than required; the message names each down target with its last scrape
-//! error.
+//! fewer targets are up than required. The message names each down target with its last
+//! scrape error.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -77,7 +77,7 @@ struct ActiveTarget {
 }
 
 impl ActiveTarget {
-    /// The `instance` label, or the scrape URL without its query.
+    /// Returns the `instance` label, or the scrape URL without its query.
     fn name(&self) -> String {
         match self.labels.get("instance") {
             Some(instance) => instance.clone(),
