@@ -1,5 +1,5 @@
 //! The HTTP client shared by the kinds that read a monitoring or logging server's own API
-//! (Prometheus, Alertmanager, Grafana, Loki).
+//! (Prometheus, Alertmanager, Grafana, Loki, Elasticsearch and OpenSearch).
 //!
 //! A kind's `server` block names the base URL, the credential and the CA. Every request makes a
 //! new connection through the client cache of the `http` kind, reads at most `max_body_bytes`,

@@ -12,6 +12,7 @@ use serde::Serialize;
 pub mod alertmanager;
 pub mod api_client;
 pub mod cors;
+pub mod elasticsearch;
 pub mod grafana;
 pub mod http;
 pub mod loki;
@@ -210,6 +211,8 @@ reasons! {
     DatasourceMissing => "datasource_missing",
     /// A named data source failed its health check.
     DatasourceUnhealthy => "datasource_unhealthy",
+    /// Some shards failed, so a count is incomplete.
+    PartialResult => "partial_result",
 }
 
 impl fmt::Display for Reason {
@@ -368,6 +371,8 @@ pub enum Kind {
     Grafana(grafana::GrafanaCheck),
     /// Loki's readiness and a LogQL metric query compared with a threshold.
     Loki(Box<loki::LokiCheck>),
+    /// An Elasticsearch or OpenSearch document count over a recent window.
+    ElasticsearchCount(Box<elasticsearch::CountCheck>),
 }
 
 impl Kind {
@@ -391,6 +396,7 @@ impl Kind {
             Kind::Alertmanager(_) => "alertmanager",
             Kind::Grafana(_) => "grafana",
             Kind::Loki(_) => "loki",
+            Kind::ElasticsearchCount(_) => "elasticsearch_count",
         }
     }
 
@@ -414,6 +420,7 @@ impl Kind {
             Kind::Alertmanager(check) => check.run(timeout).await,
             Kind::Grafana(check) => check.run(timeout).await,
             Kind::Loki(check) => check.run(timeout).await,
+            Kind::ElasticsearchCount(check) => check.run(timeout).await,
         }
     }
 }
@@ -436,6 +443,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(alertmanager::MEASURES);
     families.extend_from_slice(grafana::MEASURES);
     families.extend_from_slice(loki::MEASURES);
+    families.extend_from_slice(elasticsearch::MEASURES);
     families
 }
 

@@ -19,7 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{alertmanager, cors, grafana, http, loki, postgres, prometheus, signoff, Kind};
+use crate::check::{
+    alertmanager, cors, elasticsearch, grafana, http, loki, postgres, prometheus, signoff, Kind,
+};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -717,6 +719,10 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     }
     if let Some(spec) = raw.loki.take() {
         return loki::LokiCheck::build(spec, ctx).map(|check| Kind::Loki(Box::new(check)));
+    }
+    if let Some(spec) = raw.elasticsearch_count.take() {
+        return elasticsearch::CountCheck::build(spec, ctx)
+            .map(|check| Kind::ElasticsearchCount(Box::new(check)));
     }
     None
 }

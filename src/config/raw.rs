@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
 use crate::check::prometheus::{alertmanagers, query as prometheus_query, rules, targets};
-use crate::check::{alertmanager, cors, grafana, http, loki, signoff};
+use crate::check::{alertmanager, cors, elasticsearch, grafana, http, loki, signoff};
 
 /// The `global` block.
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +48,7 @@ pub struct RawCheck {
     pub alertmanager: Option<alertmanager::AlertmanagerSpec>,
     pub grafana: Option<grafana::GrafanaSpec>,
     pub loki: Option<loki::LokiSpec>,
+    pub elasticsearch_count: Option<elasticsearch::CountSpec>,
 }
 
 impl RawCheck {
@@ -99,6 +100,9 @@ impl RawCheck {
         if self.loki.is_some() {
             kinds.push("loki");
         }
+        if self.elasticsearch_count.is_some() {
+            kinds.push("elasticsearch_count");
+        }
         kinds
     }
 }
@@ -120,4 +124,5 @@ pub const KIND_NAMES: &[&str] = &[
     "alertmanager",
     "grafana",
     "loki",
+    "elasticsearch_count",
 ];

@@ -22,6 +22,7 @@ mod cli;
 mod config;
 mod contract;
 mod cors;
+mod elasticsearch;
 mod grafana;
 mod http;
 mod loki;
