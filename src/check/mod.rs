@@ -138,7 +138,7 @@ reasons! {
     ArchiveFailing => "archive_failing",
     /// A timestamp is older than the configured maximum age.
     TooOld => "too_old",
-    /// The database returned an error for a query.
+    /// The server (a database, Prometheus, Loki, Elasticsearch) returned an error for a query.
     QueryFailed => "query_failed",
     /// A query returned no row.
     EmptyResult => "empty_result",
