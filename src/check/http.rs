@@ -503,17 +503,9 @@ pub(crate) fn unexpected_status(
     if expected.contains(&status) {
         return None;
     }
-    let (reason, detail) = match status {
-        401 => (
-            Some(Reason::Unauthorized),
-            "; check the credential the check sends",
-        ),
-        403 => (Some(Reason::Forbidden), "; the credential lacks permission"),
-        429 => (
-            Some(Reason::RateLimited),
-            "; the target is rate limiting the exporter",
-        ),
-        300..=399 if suggest_follow_redirects => {
+    let (reason, detail) = match (credential_status(status), status) {
+        (Some((reason, detail)), _) => (Some(reason), detail),
+        (None, 300..=399) if suggest_follow_redirects => {
             (None, "; set `follow_redirects: true` to follow it")
         }
         _ => (None, ""),
@@ -532,6 +524,23 @@ pub(crate) fn unexpected_status(
         Some(reason) => Outcome::error(reason, message),
         None => Outcome::fail(Reason::UnexpectedStatus, message),
     })
+}
+
+/// Returns the reason and the message suffix for a status that means the exporter may not
+/// evaluate the target (401, 403, 429), so the check is an error rather than a failure.
+pub(crate) fn credential_status(status: u16) -> Option<(Reason, &'static str)> {
+    match status {
+        401 => Some((
+            Reason::Unauthorized,
+            "; check the credential the check sends",
+        )),
+        403 => Some((Reason::Forbidden, "; the credential lacks permission")),
+        429 => Some((
+            Reason::RateLimited,
+            "; the target is rate limiting the exporter",
+        )),
+        _ => None,
+    }
 }
 
 fn compile_all(ctx: &mut BuildContext<'_>, field: &str, patterns: &[String]) -> Option<Vec<Regex>> {
@@ -684,7 +693,7 @@ fn resolve_header(reference: &SecretRef) -> Result<HeaderValue, String> {
 }
 
 /// Reads the body up to `limit` bytes; a larger body is an error, not a truncated match.
-async fn read_body(
+pub(crate) async fn read_body(
     response: &mut reqwest::Response,
     limit: u64,
     url: &Url,

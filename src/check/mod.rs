@@ -9,10 +9,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub mod alertmanager;
+pub mod api_client;
 pub mod cors;
 pub mod dns;
+pub mod elasticsearch;
+pub mod grafana;
 pub mod http;
+pub mod loki;
 pub mod postgres;
+pub mod prometheus;
 #[cfg(test)]
 pub(crate) mod scripted;
 pub mod signoff;
@@ -135,7 +141,7 @@ reasons! {
     ArchiveFailing => "archive_failing",
     /// A timestamp is older than the configured maximum age.
     TooOld => "too_old",
-    /// The database returned an error for a query.
+    /// The server (a database, Prometheus, Loki, Elasticsearch) returned an error for a query.
     QueryFailed => "query_failed",
     /// A query returned no row.
     EmptyResult => "empty_result",
@@ -236,6 +242,38 @@ reasons! {
     VaultSecretDeleted => "vault_secret_deleted",
     /// The latest version of the KV secret is destroyed.
     VaultSecretDestroyed => "vault_secret_destroyed",
+    /// A job has no active scrape target.
+    NoTargets => "no_targets",
+    /// Fewer scrape targets of a job are up than required.
+    TargetsDown => "targets_down",
+    /// A rule group is not loaded.
+    RuleGroupMissing => "rule_group_missing",
+    /// A rule reports an evaluation error.
+    RuleEvaluationFailed => "rule_evaluation_failed",
+    /// A rule group has never been evaluated.
+    NotEvaluated => "not_evaluated",
+    /// Fewer active Alertmanagers than required.
+    TooFewAlertmanagers => "too_few_alertmanagers",
+    /// A query returned NaN.
+    NanValue => "nan_value",
+    /// The server answered a query with warnings, so the result may be incomplete.
+    QueryWarnings => "query_warnings",
+    /// The server's readiness endpoint reports it as not ready.
+    NotReady => "not_ready",
+    /// A cluster has not settled, is disabled where a cluster is expected, or lacks peers.
+    ClusterNotReady => "cluster_not_ready",
+    /// A named receiver is not in the configuration.
+    ReceiverMissing => "receiver_missing",
+    /// The server reports a component it depends on (such as its database) as unhealthy.
+    Unhealthy => "unhealthy",
+    /// A named dashboard does not exist.
+    DashboardMissing => "dashboard_missing",
+    /// A named data source does not exist.
+    DatasourceMissing => "datasource_missing",
+    /// A named data source failed its health check.
+    DatasourceUnhealthy => "datasource_unhealthy",
+    /// Some shards failed, so a count is incomplete.
+    PartialResult => "partial_result",
 }
 
 impl fmt::Display for Reason {
@@ -394,6 +432,22 @@ pub enum Kind {
     VaultMount(vault::sys::MountCheck),
     /// A Vault KV version 2 secret exists, is not deleted and was rotated recently.
     VaultSecret(vault::secret::SecretCheck),
+    /// The scrape targets of named Prometheus jobs.
+    PrometheusTargets(prometheus::targets::TargetsCheck),
+    /// Named Prometheus rule groups.
+    PrometheusRules(prometheus::rules::RulesCheck),
+    /// The Alertmanagers a Prometheus server sends alerts to.
+    PrometheusAlertmanagers(prometheus::alertmanagers::AlertmanagersCheck),
+    /// A PromQL instant query compared with a threshold.
+    PrometheusQuery(prometheus::query::QueryCheck),
+    /// An Alertmanager's readiness, cluster and receivers.
+    Alertmanager(alertmanager::AlertmanagerCheck),
+    /// Grafana's health, dashboards and data sources.
+    Grafana(grafana::GrafanaCheck),
+    /// Loki's readiness and a LogQL metric query compared with a threshold.
+    Loki(Box<loki::LokiCheck>),
+    /// An Elasticsearch or OpenSearch document count over a recent window.
+    ElasticsearchCount(Box<elasticsearch::CountCheck>),
 }
 
 impl Kind {
@@ -417,6 +471,14 @@ impl Kind {
             Kind::VaultPolicy(_) => "vault_policy",
             Kind::VaultMount(_) => "vault_mount",
             Kind::VaultSecret(_) => "vault_secret",
+            Kind::PrometheusTargets(_) => "prometheus_targets",
+            Kind::PrometheusRules(_) => "prometheus_rules",
+            Kind::PrometheusAlertmanagers(_) => "prometheus_alertmanagers",
+            Kind::PrometheusQuery(_) => "prometheus_query",
+            Kind::Alertmanager(_) => "alertmanager",
+            Kind::Grafana(_) => "grafana",
+            Kind::Loki(_) => "loki",
+            Kind::ElasticsearchCount(_) => "elasticsearch_count",
         }
     }
 
@@ -440,6 +502,14 @@ impl Kind {
             Kind::VaultPolicy(check) => check.run(timeout).await,
             Kind::VaultMount(check) => check.run(timeout).await,
             Kind::VaultSecret(check) => check.run(timeout).await,
+            Kind::PrometheusTargets(check) => check.run(timeout).await,
+            Kind::PrometheusRules(check) => check.run(timeout).await,
+            Kind::PrometheusAlertmanagers(check) => check.run(timeout).await,
+            Kind::PrometheusQuery(check) => check.run(timeout).await,
+            Kind::Alertmanager(check) => check.run(timeout).await,
+            Kind::Grafana(check) => check.run(timeout).await,
+            Kind::Loki(check) => check.run(timeout).await,
+            Kind::ElasticsearchCount(check) => check.run(timeout).await,
         }
     }
 }
@@ -459,6 +529,14 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(dns::MEASURES);
     families.extend_from_slice(vault::health::MEASURES);
     families.extend_from_slice(vault::secret::MEASURES);
+    families.extend_from_slice(prometheus::targets::MEASURES);
+    families.extend_from_slice(prometheus::rules::MEASURES);
+    families.extend_from_slice(prometheus::alertmanagers::MEASURES);
+    families.extend_from_slice(prometheus::query::MEASURES);
+    families.extend_from_slice(alertmanager::MEASURES);
+    families.extend_from_slice(grafana::MEASURES);
+    families.extend_from_slice(loki::MEASURES);
+    families.extend_from_slice(elasticsearch::MEASURES);
     families
 }
 

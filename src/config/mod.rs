@@ -19,7 +19,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{cors, dns, http, postgres, signoff, tls, vault as vault_kinds, Kind};
+use crate::check::{
+    alertmanager, cors, dns, elasticsearch, grafana, http, loki, postgres, prometheus, signoff,
+    tls, vault as vault_kinds, Kind,
+};
 use crate::secret::SecretRef;
 use crate::vault::{Vault, VaultSpec};
 pub use lines::LineIndex;
@@ -827,6 +830,32 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     }
     if let Some(spec) = raw.vault_secret.take() {
         return vault_kinds::secret::SecretCheck::build(spec, ctx).map(Kind::VaultSecret);
+    }
+    if let Some(spec) = raw.prometheus_targets.take() {
+        return prometheus::targets::TargetsCheck::build(spec, ctx).map(Kind::PrometheusTargets);
+    }
+    if let Some(spec) = raw.prometheus_rules.take() {
+        return prometheus::rules::RulesCheck::build(spec, ctx).map(Kind::PrometheusRules);
+    }
+    if let Some(spec) = raw.prometheus_alertmanagers.take() {
+        return prometheus::alertmanagers::AlertmanagersCheck::build(spec, ctx)
+            .map(Kind::PrometheusAlertmanagers);
+    }
+    if let Some(spec) = raw.prometheus_query.take() {
+        return prometheus::query::QueryCheck::build(spec, ctx).map(Kind::PrometheusQuery);
+    }
+    if let Some(spec) = raw.alertmanager.take() {
+        return alertmanager::AlertmanagerCheck::build(spec, ctx).map(Kind::Alertmanager);
+    }
+    if let Some(spec) = raw.grafana.take() {
+        return grafana::GrafanaCheck::build(spec, ctx).map(Kind::Grafana);
+    }
+    if let Some(spec) = raw.loki.take() {
+        return loki::LokiCheck::build(spec, ctx).map(|check| Kind::Loki(Box::new(check)));
+    }
+    if let Some(spec) = raw.elasticsearch_count.take() {
+        return elasticsearch::CountCheck::build(spec, ctx)
+            .map(|check| Kind::ElasticsearchCount(Box::new(check)));
     }
     None
 }

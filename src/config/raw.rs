@@ -5,7 +5,10 @@
 use serde::Deserialize;
 
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
-use crate::check::{cors, dns, http, signoff, tls, vault};
+use crate::check::prometheus::{alertmanagers, query as prometheus_query, rules, targets};
+use crate::check::{
+    alertmanager, cors, dns, elasticsearch, grafana, http, loki, signoff, tls, vault,
+};
 
 /// The `global` block.
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +50,14 @@ pub struct RawCheck {
     pub vault_policy: Option<vault::sys::PolicySpec>,
     pub vault_mount: Option<vault::sys::MountSpec>,
     pub vault_secret: Option<vault::secret::SecretSpec>,
+    pub prometheus_targets: Option<targets::TargetsSpec>,
+    pub prometheus_rules: Option<rules::RulesSpec>,
+    pub prometheus_alertmanagers: Option<alertmanagers::AlertmanagersSpec>,
+    pub prometheus_query: Option<prometheus_query::QuerySpec>,
+    pub alertmanager: Option<alertmanager::AlertmanagerSpec>,
+    pub grafana: Option<grafana::GrafanaSpec>,
+    pub loki: Option<loki::LokiSpec>,
+    pub elasticsearch_count: Option<elasticsearch::CountSpec>,
 }
 
 impl RawCheck {
@@ -98,6 +109,30 @@ impl RawCheck {
         if self.vault_secret.is_some() {
             kinds.push("vault_secret");
         }
+        if self.prometheus_targets.is_some() {
+            kinds.push("prometheus_targets");
+        }
+        if self.prometheus_rules.is_some() {
+            kinds.push("prometheus_rules");
+        }
+        if self.prometheus_alertmanagers.is_some() {
+            kinds.push("prometheus_alertmanagers");
+        }
+        if self.prometheus_query.is_some() {
+            kinds.push("prometheus_query");
+        }
+        if self.alertmanager.is_some() {
+            kinds.push("alertmanager");
+        }
+        if self.grafana.is_some() {
+            kinds.push("grafana");
+        }
+        if self.loki.is_some() {
+            kinds.push("loki");
+        }
+        if self.elasticsearch_count.is_some() {
+            kinds.push("elasticsearch_count");
+        }
         kinds
     }
 }
@@ -119,4 +154,12 @@ pub const KIND_NAMES: &[&str] = &[
     "vault_policy",
     "vault_mount",
     "vault_secret",
+    "prometheus_targets",
+    "prometheus_rules",
+    "prometheus_alertmanagers",
+    "prometheus_query",
+    "alertmanager",
+    "grafana",
+    "loki",
+    "elasticsearch_count",
 ];

@@ -2,6 +2,11 @@
 
 #[allow(
     dead_code,
+    reason = "each monitoring test uses a different subset of the fixtures"
+)]
+mod monitoring_support;
+#[allow(
+    dead_code,
     reason = "each PostgreSQL test uses a different subset of the fixtures"
 )]
 mod postgres_support;
@@ -29,9 +34,13 @@ mod contract;
 mod cors;
 mod dashboard;
 mod dns;
+mod elasticsearch;
 mod end_to_end;
+mod grafana;
 mod helm_chart;
 mod http;
+mod loki;
+mod monitoring;
 mod postgres;
 mod signoff;
 mod tls;

@@ -42,6 +42,11 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
+    /// Wraps a server task that the test started itself, so it stops when dropped.
+    pub fn new(addr: SocketAddr, task: JoinHandle<()>) -> TestServer {
+        TestServer { addr, task }
+    }
+
     /// `http://127.0.0.1:PORT` (or https) followed by `path`.
     pub fn url(&self, scheme: &str, path: &str) -> String {
         format!("{scheme}://{}{path}", self.addr)
