@@ -112,7 +112,9 @@ impl ApiClient {
                 );
                 Credential::None
             }
-            (Some(token), None) => Credential::Bearer(token),
+            (Some(token), None) => ctx
+                .secret_ref(&format!("{field}.bearer_token"), token)
+                .map_or(Credential::None, Credential::Bearer),
             (None, Some(basic)) => {
                 if basic.username.is_empty() || basic.username.contains(':') {
                     ctx.problem(
@@ -123,9 +125,12 @@ impl ApiClient {
                         ),
                     );
                 }
-                Credential::Basic {
-                    username: basic.username,
-                    password: basic.password,
+                match ctx.secret_ref(&format!("{field}.basic_auth.password"), basic.password) {
+                    Some(password) => Credential::Basic {
+                        username: basic.username,
+                        password,
+                    },
+                    None => Credential::None,
                 }
             }
             (None, None) => Credential::None,

@@ -318,11 +318,14 @@ impl BuildContext<'_> {
         self.vault.clone()
     }
 
-    /// Validates a secret reference in `field`. A Vault reference is bound to the
-    /// configuration's Vault connection, which reads it at load and refreshes it.
+    /// Validates a secret reference in `field`. A relative file path is resolved against the
+    /// configuration file's directory, like every other path in the file. A Vault reference is
+    /// bound to the configuration's Vault connection, which reads it at load and refreshes it.
     pub fn secret_ref(&mut self, field: &str, reference: SecretRef) -> Option<SecretRef> {
-        let SecretRef::Vault(mut vault_ref) = reference else {
-            return Some(reference);
+        let mut vault_ref = match reference {
+            SecretRef::File(path) => return Some(SecretRef::File(self.resolve_path(&path))),
+            SecretRef::Env(name) => return Some(SecretRef::Env(name)),
+            SecretRef::Vault(vault_ref) => vault_ref,
         };
         let before = self.problem_count();
         vault_ref.mount = vault_ref.mount.trim_matches('/').to_string();

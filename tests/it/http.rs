@@ -493,3 +493,32 @@ async fn request_method_headers_body_sent() {
     );
     assert_outcome(&run(&block).await, Status::Pass, Reason::Ok);
 }
+
+#[tokio::test]
+async fn relative_secret_file_follows_config() {
+    let server = serve_fn(|request| {
+        let authorized = request
+            .headers()
+            .get("authorization")
+            .is_some_and(|value| value == "Bearer relative-token");
+        respond(if authorized { 200 } else { 401 }, "")
+    })
+    .await;
+    // The token file sits beside the configuration and is named relative to it, while the
+    // test's working directory is the repository.
+    let block = format!(
+        "url: {}\nheaders:\n  Authorization: {{ file: token }}",
+        server.url("http", "/")
+    );
+    support::init();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "Bearer relative-token\n").unwrap();
+    let yaml = format!(
+        "checks:\n  - id: probe\n    title: Probe\n    section: Tests\n    severity: critical\n    http:\n{}",
+        indent(&block, 6)
+    );
+    let path = support::write_config(dir.path(), &yaml);
+    let config = config::load_with_env(&path, Some(HashMap::new())).unwrap();
+    let outcome = scheduler::execute(&config.checks[0]).await.outcome;
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}
