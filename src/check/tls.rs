@@ -597,10 +597,7 @@ async fn handshake(address: &str, sni: &ServerName<'static>) -> Result<Presented
         .map_err(|err| connect_error(address, &err))?;
 
     let provider = provider();
-    let recorder = Arc::new(RecordingVerifier {
-        provider: provider.clone(),
-        chain: Mutex::new(Vec::new()),
-    });
+    let recorder = Arc::new(RecordingVerifier::new(provider.clone()));
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
         .map_err(|err| {
@@ -872,9 +869,19 @@ fn provider() -> Arc<CryptoProvider> {
 /// handshake signature, which proves that the server has the leaf's private key. Trust is decided
 /// later by [`TlsCheck::verify_chain`].
 #[derive(Debug)]
-struct RecordingVerifier {
+pub(crate) struct RecordingVerifier {
     provider: Arc<CryptoProvider>,
     chain: Mutex<Vec<CertificateDer<'static>>>,
+}
+
+impl RecordingVerifier {
+    /// A verifier that checks handshake signatures with `provider`'s algorithms.
+    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
+        RecordingVerifier {
+            provider,
+            chain: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl ServerCertVerifier for RecordingVerifier {

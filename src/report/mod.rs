@@ -186,7 +186,7 @@ fn junit(views: &[CheckView]) -> String {
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\">",
-            xml(&section),
+            escape(&section),
             members.len()
         );
         for view in members {
@@ -194,9 +194,9 @@ fn junit(views: &[CheckView]) -> String {
             let _ = write!(
                 out,
                 "    <testcase classname=\"{}\" name=\"{}: {}\" time=\"{time:.3}\"",
-                xml(&section),
-                xml(&view.id),
-                xml(&view.title)
+                escape(&section),
+                escape(&view.id),
+                escape(&view.title)
             );
             let element = match view.status {
                 Status::Pass => None,
@@ -210,7 +210,7 @@ fn junit(views: &[CheckView]) -> String {
                         out,
                         ">\n      <{element} type=\"{}\" message=\"{}\"/>\n    </testcase>",
                         view.reason,
-                        xml(&view.message)
+                        escape(&view.message)
                     );
                 }
             }
@@ -276,7 +276,9 @@ pub fn by_section(views: &[CheckView]) -> Vec<(String, Vec<&CheckView>)> {
     sections
 }
 
-fn xml(text: &str) -> String {
+/// Escapes text for XML and HTML element content and quoted attribute values, and drops
+/// control characters that neither format allows.
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

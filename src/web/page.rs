@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use crate::check::Status;
-use crate::report::{by_section, rfc3339, CheckView};
+use crate::report::{by_section, escape, rfc3339, CheckView};
 
 const REFRESH_SECONDS: u32 = 15;
 
@@ -105,22 +105,6 @@ fn row(html: &mut String, view: &CheckView) {
     );
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,7 +113,7 @@ mod tests {
     fn escape_neutralises_markup() {
         assert_eq!(
             escape("<script>\"x\"&'"),
-            "&lt;script&gt;&quot;x&quot;&amp;&#39;"
+            "&lt;script&gt;&quot;x&quot;&amp;&apos;"
         );
     }
 }

@@ -16,6 +16,10 @@ use rustls::{
 use rustls_platform_verifier::BuilderVerifierExt;
 
 use super::SslMode;
+// `sslmode=require` accepts any certificate but still checks the handshake signatures, so the
+// session is encrypted with the key of the certificate the server presented; the tls kind's
+// recording verifier does exactly that.
+use crate::check::tls::RecordingVerifier;
 
 /// The crypto provider the crate is built with.
 #[allow(
@@ -66,7 +70,7 @@ pub(super) fn client_config(
         }
         (SslMode::Require, _) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly { provider }))
+            .with_custom_certificate_verifier(Arc::new(RecordingVerifier::new(provider)))
             .with_no_client_auth(),
         (SslMode::VerifyCa, Some(roots)) => {
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -89,60 +93,6 @@ pub(super) fn client_config(
             .with_no_client_auth(),
     };
     Ok(config)
-}
-
-/// `sslmode=require`: any certificate is accepted, but the handshake signatures are still
-/// checked, so the session is encrypted with the key of the certificate the server presented.
-#[derive(Debug)]
-struct EncryptOnly {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 /// `sslmode=verify-ca`: the chain must lead to the CA file, and the host name is not compared.
