@@ -178,6 +178,16 @@ fn invalid_configuration_exits_two() {
     );
 }
 
+/// Kills the process when dropped, so a failed assertion does not leave it running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn serve_outputs_never_contain_secret() {
     support::init();
@@ -212,20 +222,22 @@ async fn serve_outputs_never_contain_secret() {
     )
     .unwrap();
 
-    let mut child = Command::new(BINARY)
-        .args([
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--log-format",
-            "json",
-            "--log-level",
-            "trace",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BINARY)
+            .args([
+                "serve",
+                "--config",
+                path.to_str().unwrap(),
+                "--log-format",
+                "json",
+                "--log-level",
+                "trace",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let mut bodies = Vec::new();
     for _ in 0..200 {
@@ -266,7 +278,7 @@ async fn serve_outputs_never_contain_secret() {
     let without_docs = &text[..text.find("  - id: docs").unwrap()];
     std::fs::write(&path, without_docs).unwrap();
     let _ = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &child.0.id().to_string()])
         .status();
     let mut reloaded = false;
     for _ in 0..200 {
@@ -283,11 +295,12 @@ async fn serve_outputs_never_contain_secret() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     let mut logs = String::new();
     child
+        .0
         .stderr
         .take()
         .unwrap()
