@@ -28,6 +28,7 @@ mod end_to_end;
 mod helm_chart;
 mod http;
 mod postgres;
+mod shutdown;
 mod signoff;
 mod tls;
 mod web;
