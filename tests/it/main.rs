@@ -28,6 +28,7 @@ mod end_to_end;
 mod helm_chart;
 mod http;
 mod postgres;
+mod reload_under_load;
 mod shutdown;
 mod signoff;
 mod tls;
