@@ -377,6 +377,9 @@ pub async fn run_all_once(checks: &[Arc<CheckDef>], max_concurrent: usize) -> Ve
 }
 
 #[cfg(test)]
+mod soak;
+
+#[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
 
