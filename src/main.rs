@@ -158,6 +158,10 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
         Some(web_config) => web::WebConfig::load(web_config)?,
         None => web::WebConfig::none(),
     };
+    // The handlers come first: a signal during start-up would otherwise end the process at once,
+    // with the first runs already in flight.
+    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let mut stops = stop_signals()?;
     let exporter = Exporter::start(&path)?;
     let address = exporter.global().listen_address;
     let listener = tokio::net::TcpListener::bind(address)
@@ -167,8 +171,6 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
         })?;
     info!(version = readiness_exporter::metrics::VERSION, address = %address, "Exporter started");
 
-    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
-    let mut stops = stop_signals()?;
     let reloader = exporter.clone();
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {

@@ -25,6 +25,7 @@ mod cors;
 mod dashboard;
 mod dns;
 mod end_to_end;
+mod fault_matrix;
 mod helm_chart;
 mod http;
 mod postgres;

@@ -80,35 +80,33 @@ impl Drop for Served {
     }
 }
 
-/// A server that counts accepted connections, reads one request and answers it with 200 after
-/// `delay`; `None` never answers.
-async fn delayed_server(delay: Option<Duration>) -> (support::TestServer, Arc<AtomicUsize>) {
+/// Starts a server that counts accepted connections, reads one request and responds with 200
+/// once `release` is notified; without a notification it never responds.
+async fn held_server(release: Arc<tokio::sync::Notify>) -> (support::TestServer, Arc<AtomicUsize>) {
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = accepted.clone();
     let server = tcp_server(move |mut stream| {
         counter.fetch_add(1, Ordering::SeqCst);
+        let release = release.clone();
         async move {
             let mut request = [0u8; 4096];
             let _ = stream.read(&mut request).await;
-            match delay {
-                Some(delay) => {
-                    tokio::time::sleep(delay).await;
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                        .await;
-                }
-                None => tokio::time::sleep(Duration::from_secs(3600)).await,
-            }
+            release.notified().await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
         }
     })
     .await;
     (server, accepted)
 }
 
-fn config(port: u16, url: &str, timeout: &str) -> String {
+/// Returns a configuration with one check of `url`. The tests only signal the process, so it
+/// listens on a port the system picks.
+fn config(url: &str, timeout: &str) -> String {
     format!(
         "global:
-  listen_address: 127.0.0.1:{port}
+  listen_address: 127.0.0.1:0
   interval: 60s
 checks:
   - id: slow_api
@@ -129,19 +127,22 @@ fn position(logs: &str, needle: &str) -> usize {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_run() {
-    let (server, accepted) = delayed_server(Some(Duration::from_millis(1500))).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (server, accepted) = held_server(release.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = support::closed_port().await;
-    let mut served = Served::start(
-        dir.path(),
-        &config(port, &server.url("http", "/health"), "20s"),
-    );
+    let mut served = Served::start(dir.path(), &config(&server.url("http", "/health"), "50s"));
     support::wait_until(Duration::from_secs(20), || {
         accepted.load(Ordering::SeqCst) == 1
     })
     .await;
 
+    // The server responds only once the drain has begun, so the run is surely in flight.
     served.signal("TERM");
+    support::wait_until(Duration::from_secs(20), || {
+        served.logs().contains("Draining in-flight checks")
+    })
+    .await;
+    release.notify_one();
     let status = served.wait_exit(Duration::from_secs(30)).await;
 
     let logs = served.logs();
@@ -163,7 +164,8 @@ async fn sigterm_drains_in_flight_run() {
         logs[finished..].starts_with("\"message\":\"Check ran\",\"check\":\"slow_api\",\"kind\":\"http\",\"status\":\"pass\""),
         "the run in flight passed instead of being cancelled\n{logs}"
     );
-    assert!(finished < drained && drained < stopped, "{logs}");
+    assert!(finished < drained, "{logs}");
+    assert!(drained < stopped, "{logs}");
     assert_eq!(
         accepted.load(Ordering::SeqCst),
         1,
@@ -173,14 +175,10 @@ async fn sigterm_drains_in_flight_run() {
 
 #[tokio::test]
 async fn second_signal_exits_at_once() {
-    let (server, accepted) = delayed_server(None).await;
+    let (server, accepted) = held_server(Arc::new(tokio::sync::Notify::new())).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = support::closed_port().await;
     // The run hangs until its 50 s timeout, so only the second signal can end the drain early.
-    let mut served = Served::start(
-        dir.path(),
-        &config(port, &server.url("http", "/health"), "50s"),
-    );
+    let mut served = Served::start(dir.path(), &config(&server.url("http", "/health"), "50s"));
     support::wait_until(Duration::from_secs(20), || {
         accepted.load(Ordering::SeqCst) == 1
     })
