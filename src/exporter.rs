@@ -10,7 +10,7 @@ use prometheus_client::registry::Registry;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError, Global};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{DrainReport, Scheduler};
 use crate::state::State;
 
 /// A configuration applied to a running scheduler, and the means to replace it.
@@ -168,6 +168,17 @@ impl Exporter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Stops the schedule for a graceful shutdown and waits, within a limit, for the runs in
+    /// flight to finish. See [`Scheduler::drain`].
+    pub async fn drain(&self) -> DrainReport {
+        self.scheduler.drain().await
+    }
+
+    /// Returns the number of check runs in flight at this moment.
+    pub fn in_flight(&self) -> usize {
+        self.scheduler.in_flight()
     }
 
     /// Stops every check.

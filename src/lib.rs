@@ -21,6 +21,7 @@
 pub mod check;
 pub mod config;
 pub mod exporter;
+pub mod file;
 pub mod metrics;
 pub mod report;
 pub mod scheduler;

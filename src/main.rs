@@ -13,7 +13,7 @@ use readiness_exporter::report::{self, CheckView, Format};
 use readiness_exporter::state::State;
 use readiness_exporter::{install_crypto_provider, scheduler, web};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Exit code when every blocking check passes.
 const EXIT_PASS: u8 = 0;
@@ -21,6 +21,9 @@ const EXIT_PASS: u8 = 0;
 const EXIT_BLOCKED: u8 = 1;
 /// Exit code for an invalid configuration or another usage error.
 const EXIT_INVALID: u8 = 2;
+/// Exit code when a second SIGTERM or SIGINT ends `serve` before the checks in flight finished:
+/// 128 plus the number of SIGINT, the shell's code for an interrupted command.
+const EXIT_INTERRUPTED: i32 = 130;
 
 #[derive(Parser)]
 #[command(
@@ -165,6 +168,10 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
         Some(web_config) => web::WebConfig::load(web_config)?,
         None => web::WebConfig::none(),
     };
+    // The handlers come first: a signal during start-up would otherwise end the process at once,
+    // with the first runs already in flight.
+    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let mut stops = stop_signals()?;
     let exporter = Exporter::start(&path)?;
     let address = exporter.global().listen_address;
     let listener = tokio::net::TcpListener::bind(address)
@@ -174,9 +181,6 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
         })?;
     info!(version = readiness_exporter::metrics::VERSION, address = %address, "Exporter started");
 
-    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
-    let mut terminate =
-        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let reloader = exporter.clone();
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
@@ -185,16 +189,56 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
             let _ = reloader.reload().await;
         }
     });
-    let shutdown = async move {
-        tokio::select! {
-            _ = terminate.recv() => info!("SIGTERM received, stopping"),
-            _ = tokio::signal::ctrl_c() => info!("SIGINT received, stopping"),
+    let shutdown = async {
+        if let Some(name) = stops.recv().await {
+            info!(signal = name, "Signal received, stopping");
         }
     };
     web::serve_with(exporter.clone(), listener, Arc::new(web), shutdown).await;
+
+    // Runs in flight finish and store their results; a second signal cuts the wait short.
+    info!(
+        in_flight = exporter.in_flight(),
+        "Draining in-flight checks"
+    );
+    tokio::select! {
+        report = exporter.drain() => {
+            if report.cancelled > 0 {
+                warn!(in_flight = report.in_flight, cancelled = report.cancelled, "Checks still running after the drain limit were cancelled");
+            } else {
+                info!(in_flight = report.in_flight, "In-flight checks drained");
+            }
+        }
+        Some(name) = stops.recv() => {
+            warn!(signal = name, in_flight = exporter.in_flight(), "Second signal received, exiting without waiting for in-flight checks");
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    }
     exporter.stop();
     info!("Exporter stopped");
     Ok(())
+}
+
+/// Returns a channel that receives the name of each SIGTERM and SIGINT, in order of arrival.
+fn stop_signals() -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<&'static str>> {
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = terminate.recv() => "SIGTERM",
+                Some(()) = interrupt.recv() => "SIGINT",
+                else => return,
+            };
+            if sender.send(name).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(receiver)
 }
 
 async fn check(path: PathBuf, section: Option<String>, format: Format) -> u8 {

@@ -89,6 +89,11 @@ pub const CORE_FAMILIES: &[CoreFamily] = &[
         "gauge",
         &[],
     ),
+    core(
+        "readiness_exporter_config_reloads_total",
+        "counter",
+        &["result"],
+    ),
 ];
 
 const fn core(
@@ -312,6 +317,17 @@ impl StateCollector {
             Some(Unit::Seconds),
             seconds(reload.last_success),
         )?;
+        {
+            let mut family = encoder.encode_descriptor(
+                "readiness_exporter_config_reloads",
+                "Configuration reloads since start, by result: applied or rejected",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, count) in [("success", reload.successes), ("failure", reload.failures)] {
+                ConstCounter::new(count).encode(family.encode_family(&[("result", result)])?)?;
+            }
+        }
 
         encode_measures(&mut encoder, entries)
     }

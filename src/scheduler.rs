@@ -9,14 +9,18 @@
 //! equal intervals spread over the interval instead of all running in the same second, and the
 //! spread is the same after a restart. A check does not drift however long its runs take, and a
 //! slot missed while waiting for a permit is skipped, not queued.
+//!
+//! [`Scheduler::drain`] stops the schedule for a graceful shutdown: no new run starts, and runs
+//! in flight finish and store their results.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use rand::Rng;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn, Instrument};
@@ -36,6 +40,19 @@ pub struct Scheduler {
     semaphore: Arc<Semaphore>,
     permits: Mutex<usize>,
     tasks: Mutex<HashMap<String, Task>>,
+    /// True once a drain has begun; every task returns at its next wait instead of running.
+    stopping: watch::Sender<bool>,
+    /// Runs in flight at this moment.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// What [`Scheduler::drain`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Runs in flight when the drain began.
+    pub in_flight: usize,
+    /// Runs still in flight when the drain's limit passed; they were cancelled.
+    pub cancelled: usize,
 }
 
 impl Scheduler {
@@ -46,7 +63,14 @@ impl Scheduler {
             semaphore: Arc::new(Semaphore::new(0)),
             permits: Mutex::new(0),
             tasks: Mutex::new(HashMap::new()),
+            stopping: watch::Sender::new(false),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Returns the number of runs in flight at this moment.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Starts, restarts and stops tasks so that exactly the checks of `config` run.
@@ -71,6 +95,10 @@ impl Scheduler {
                         def.clone(),
                         self.state.clone(),
                         self.semaphore.clone(),
+                        Runs {
+                            stopping: self.stopping.subscribe(),
+                            in_flight: self.in_flight.clone(),
+                        },
                     ));
                     tasks.insert(
                         def.id.clone(),
@@ -84,6 +112,48 @@ impl Scheduler {
         }
         for (_, task) in old {
             task.handle.abort();
+        }
+    }
+
+    /// Stops the schedule and waits until the runs in flight have finished and stored their
+    /// results. No new run starts once the drain begins.
+    ///
+    /// The scheduler ends every run at its timeout, so the wait normally ends within the longest
+    /// timeout of the configured checks. The drain gives up one second after that and cancels
+    /// what is still running; the report counts those runs.
+    pub async fn drain(&self) -> DrainReport {
+        let in_flight = self.in_flight();
+        self.stopping.send_replace(true);
+        let tasks: Vec<Task> = {
+            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            tasks.drain().map(|(_, task)| task).collect()
+        };
+        let limit = tasks
+            .iter()
+            .map(|task| task.def.timeout)
+            .max()
+            .unwrap_or_default()
+            + DRAIN_MARGIN;
+        let (handles, aborts): (Vec<_>, Vec<_>) = tasks
+            .into_iter()
+            .map(|task| {
+                let abort = task.handle.abort_handle();
+                (task.handle, abort)
+            })
+            .unzip();
+        let finished = tokio::time::timeout(limit, futures_util::future::join_all(handles)).await;
+        let cancelled = if finished.is_ok() {
+            0
+        } else {
+            let cancelled = self.in_flight();
+            for abort in aborts {
+                abort.abort();
+            }
+            cancelled
+        };
+        DrainReport {
+            in_flight,
+            cancelled,
         }
     }
 
@@ -119,7 +189,37 @@ impl Drop for Scheduler {
     }
 }
 
-async fn run_loop(def: Arc<CheckDef>, state: Arc<State>, semaphore: Arc<Semaphore>) {
+/// How long [`Scheduler::drain`] waits beyond the longest check timeout.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+
+/// What a check's task shares with the scheduler besides the state and the permits.
+struct Runs {
+    stopping: watch::Receiver<bool>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Decrements the in-flight count when a run ends, also when its task is cancelled.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn run_loop(
+    def: Arc<CheckDef>,
+    state: Arc<State>,
+    semaphore: Arc<Semaphore>,
+    mut runs: Runs,
+) {
     let start = Instant::now();
     let interval_nanos = def.interval.as_nanos().max(1) as u64;
     // Slot k (k >= 1) starts k intervals after `origin`; slot 0 is the first run at `start`.
@@ -132,12 +232,21 @@ async fn run_loop(def: Arc<CheckDef>, state: Arc<State>, semaphore: Arc<Semaphor
             let offset = Duration::from_nanos(interval_nanos.saturating_mul(slot));
             origin + offset + random_jitter(def.jitter)
         };
-        tokio::time::sleep_until(at).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = runs.stopping.wait_for(|stopping| *stopping) => return,
+        }
 
-        let Ok(permit) = semaphore.acquire().await else {
-            return;
+        let permit = tokio::select! {
+            permit = semaphore.acquire() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = runs.stopping.wait_for(|stopping| *stopping) => return,
         };
+        let running = InFlight::start(&runs.in_flight);
         let result = execute(&def).await;
+        drop(running);
         drop(permit);
 
         log_result(&def, &result, state.record(&def, result.clone()));
@@ -266,6 +375,9 @@ pub async fn run_all_once(checks: &[Arc<CheckDef>], max_concurrent: usize) -> Ve
     }
     results
 }
+
+#[cfg(test)]
+mod soak;
 
 #[cfg(test)]
 mod tests {
@@ -472,6 +584,60 @@ mod tests {
             added.runs.load(Ordering::SeqCst),
             expected_runs("new", 10, second)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_waits_for_runs_in_flight() {
+        let counters = Arc::new(Counters::default());
+        let state = Arc::new(State::new());
+        let scheduler = Scheduler::new(state.clone());
+        scheduler.apply(&config(
+            vec![
+                def("busy", 60, 30, quick(20), &counters),
+                def("idle", 60, 30, quick(0), &Arc::new(Counters::default())),
+            ],
+            4,
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(scheduler.in_flight(), 1);
+
+        let report = scheduler.drain().await;
+
+        assert_eq!(
+            report,
+            DrainReport {
+                in_flight: 1,
+                cancelled: 0
+            }
+        );
+        let last = state.entry("busy").unwrap().last.expect("the run finished");
+        assert_eq!(last.outcome.status, Status::Pass);
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(
+            counters.runs.load(Ordering::SeqCst),
+            1,
+            "no run after drain"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_ends_at_run_timeout() {
+        let counters = Arc::new(Counters::default());
+        let scheduler = Scheduler::new(Arc::new(State::new()));
+        // The run would sleep 1000 s, but its 300 s timeout ends it and so the drain.
+        scheduler.apply(&config(
+            vec![def("stuck", 600, 300, quick(1000), &counters)],
+            4,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        let started = Instant::now();
+        let report = scheduler.drain().await;
+
+        assert_eq!(report.in_flight, 1);
+        assert_eq!(report.cancelled, 0, "the run ended at its 300 s timeout");
+        assert_eq!(started.elapsed(), Duration::from_secs(299));
+        assert_eq!(counters.running.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -17,6 +17,9 @@ use serde::Deserialize;
 
 use crate::vault::Vault;
 
+/// The largest secret file a reference may name: 64 KiB, far above any token or password.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
 /// Where a secret value is read from.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -83,13 +86,13 @@ pub enum SecretError {
     #[error("environment variable `{0}` is not set; export it or point the reference at a file")]
     EnvMissing(String),
     /// The file could not be read.
-    #[error("cannot read secret file `{path}`; check that it is mounted and readable")]
+    #[error("cannot read secret file `{path}`: {source}; check that it is mounted and readable")]
     File {
         /// The file named by the reference.
         path: PathBuf,
-        /// The I/O error.
+        /// Why the read failed.
         #[source]
-        source: std::io::Error,
+        source: crate::file::ReadError,
     },
     /// The value is empty once a trailing newline is removed.
     #[error("secret {0} is empty")]
@@ -115,8 +118,8 @@ impl SecretRef {
                 std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?
             }
             SecretRef::File(path) => {
-                let mut text =
-                    std::fs::read_to_string(path).map_err(|source| SecretError::File {
+                let mut text = crate::file::read_limited_to_string(path, MAX_SECRET_FILE_BYTES)
+                    .map_err(|source| SecretError::File {
                         path: path.clone(),
                         source,
                     })?;
@@ -203,6 +206,40 @@ mod tests {
         std::fs::write(&path, "abc\n").unwrap();
         let secret = SecretRef::File(path).resolve().unwrap();
         assert_eq!(secret.expose(), "abc");
+    }
+
+    #[test]
+    fn fifo_secret_file_fails_at_once() {
+        // Reading a FIFO without a writer used to block the check's async worker thread for
+        // good. Two such checks stopped every other check and every scrape.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = SecretRef::File(path).resolve().unwrap_err();
+        assert!(
+            err.to_string().contains("not a regular file but a FIFO"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn oversized_secret_file_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(4 << 30)
+            .unwrap();
+        let err = SecretRef::File(path).resolve().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("larger than the limit of 65536 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

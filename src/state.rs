@@ -76,6 +76,10 @@ pub struct ReloadStatus {
     pub successful: bool,
     /// When a configuration was last applied.
     pub last_success: SystemTime,
+    /// Reloads applied since start.
+    pub successes: u64,
+    /// Reloads rejected since start.
+    pub failures: u64,
 }
 
 /// The result of the deploy gate.
@@ -132,6 +136,8 @@ impl State {
             reload: Mutex::new(ReloadStatus {
                 successful: true,
                 last_success: now,
+                successes: 0,
+                failures: 0,
             }),
             external_url: Mutex::new(None),
             started: now,
@@ -248,6 +254,9 @@ impl State {
         reload.successful = successful;
         if successful {
             reload.last_success = now;
+            reload.successes += 1;
+        } else {
+            reload.failures += 1;
         }
     }
 

@@ -165,7 +165,7 @@ fn build_client(
         .no_proxy()
         .user_agent(concat!("readiness-exporter/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
+        let pem = crate::file::read_limited(path, crate::file::MAX_DOCUMENT_BYTES)
             .map_err(|err| format!("cannot read CA file `{}`: {err}", path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).unwrap_or_default();
         if certs.is_empty() {

@@ -111,7 +111,8 @@ reasons! {
     BodyMismatch => "body_mismatch",
     /// The response took longer than the configured maximum latency.
     TooSlow => "too_slow",
-    /// The response body is larger than the configured limit.
+    /// The response body is larger than the configured limit, or a server sent more than a
+    /// session may receive.
     BodyTooLarge => "body_too_large",
     /// The response could not be parsed.
     InvalidResponse => "invalid_response",

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{Measure, MeasureFamily, MeasureType, Outcome, Reason};
 use crate::config::BuildContext;
+use crate::file;
 use crate::report::rfc3339;
 
 /// When the sign-offs the verdict rests on were made.
@@ -230,8 +231,18 @@ impl SignoffCheck {
 
     /// Reads the attestation file and judges the item's sign-offs.
     pub async fn run(&self, _timeout: Duration) -> Outcome {
-        let text = match tokio::fs::read_to_string(&self.file).await {
-            Ok(text) => text,
+        let read = file::read_limited_async(self.file.clone(), file::MAX_DOCUMENT_BYTES).await;
+        let text = match read.map(String::from_utf8) {
+            Ok(Ok(text)) => text,
+            Ok(Err(_)) => {
+                return Outcome::error(
+                    Reason::SignoffFileInvalid,
+                    format!(
+                        "sign-off file `{}` is invalid: it is not UTF-8 text",
+                        self.file.display()
+                    ),
+                )
+            }
             Err(err) => {
                 return Outcome::error(
                     Reason::SignoffFileUnreadable,

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 
 use super::{Measure, MeasureFamily, MeasureType, Outcome, Reason};
 use crate::config::BuildContext;
+use crate::file;
 
 const DEFAULT_MIN_DAYS_LEFT: f64 = 14.0;
 const SECONDS_PER_DAY: f64 = 86_400.0;
@@ -689,7 +690,7 @@ async fn read_pem_file(path: &Path) -> Result<Presented, Outcome> {
             format!("certificate file `{}` {detail}", path.display()),
         )
     };
-    let bytes = tokio::fs::read(path)
+    let bytes = file::read_limited_async(path.to_path_buf(), file::MAX_DOCUMENT_BYTES)
         .await
         .map_err(|err| unreadable(format!("cannot be read: {err}")))?;
     let certs = parse_pem_certs(&bytes).map_err(unreadable)?;
@@ -752,7 +753,7 @@ fn load_roots(ctx: &mut BuildContext<'_>, ca_file: Option<&Path>) -> Option<Arc<
 }
 
 fn load_ca_file(path: &Path) -> Result<Arc<Roots>, String> {
-    let bytes = std::fs::read(path)
+    let bytes = file::read_limited(path, file::MAX_DOCUMENT_BYTES)
         .map_err(|err| format!("cannot read CA file `{}`: {err}", path.display()))?;
     let certs = parse_pem_certs(&bytes)
         .map_err(|detail| format!("CA file `{}` {detail}", path.display()))?;

@@ -204,6 +204,51 @@ async fn closed_port_is_connection_refused() {
     assert_eq!(ran.value("readiness_check_success{check=\"down\"}"), 0.0);
 }
 
+#[tokio::test]
+async fn oversized_server_message_stops_read() {
+    // tokio-postgres buffers each message whole, and this server announces a message of almost
+    // 2 GiB and streams it. The session used to buffer it until the timeout.
+    let server = support::tcp_server(|mut stream| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let length = stream.read_u32().await.unwrap_or(8);
+        let mut startup = vec![0u8; (length as usize).saturating_sub(4).min(65536)];
+        let _ = stream.read_exact(&mut startup).await;
+        let mut header = b"N".to_vec();
+        header.extend_from_slice(&0x7fff_fff0_u32.to_be_bytes());
+        let piece = vec![b'x'; 64 * 1024];
+        if stream.write_all(&header).await.is_ok() {
+            for _ in 0..(1u32 << 15) {
+                if stream.write_all(&piece).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let connection = format!(
+        "{{ host: 127.0.0.1, port: {}, user: app, sslmode: disable }}",
+        server.addr.port()
+    );
+
+    let ran = run_checks(&check(
+        "flooded",
+        "postgres_reachable",
+        &[("connection", &connection)],
+    ))
+    .await;
+
+    let outcome = ran.outcome("flooded");
+    assert_eq!(outcome.status, Status::Error);
+    assert_eq!(outcome.reason, Reason::BodyTooLarge, "{}", outcome.message);
+    assert!(
+        outcome
+            .message
+            .contains("the server sent more than 16777216 bytes"),
+        "{}",
+        outcome.message
+    );
+}
+
 fn problems(checks: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = support::write_config(dir.path(), &format!("checks:\n{checks}"));

@@ -521,3 +521,52 @@ fn misspelled_key_rejected() {
         ["line 9: check `uat_signed_off`, field `signoff.role`: unknown key `role`; check the spelling (expected one of `file`, `item`, `roles`, `max_age`)"]
     );
 }
+
+/// Makes a FIFO at `path` that no process writes to.
+fn fifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo failed");
+}
+
+#[tokio::test]
+async fn fifo_signoff_file_errors_at_once() {
+    // Reading a FIFO without a writer used to block a thread of the blocking pool for good, one
+    // more on every run, until the run timed out.
+    let checks = LoadedChecks::load(&(checklist("      item: uat\n")));
+    fifo(&checks.dir.path().join("signoffs.yaml"));
+
+    let outcome = checks.run("uat_signed_off").await;
+
+    assert_eq!(outcome.status, Status::Error);
+    assert_eq!(outcome.reason, Reason::SignoffFileUnreadable);
+    assert!(
+        outcome.message.contains("not a regular file but a FIFO"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn huge_signoff_file_not_read() {
+    // A 4 GiB file used to be read whole into memory.
+    let checks = LoadedChecks::load(&(checklist("      item: uat\n")));
+    std::fs::File::create(checks.dir.path().join("signoffs.yaml"))
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+
+    let outcome = checks.run("uat_signed_off").await;
+
+    assert_eq!(outcome.status, Status::Error);
+    assert_eq!(outcome.reason, Reason::SignoffFileUnreadable);
+    assert!(
+        outcome
+            .message
+            .contains("larger than the limit of 16777216 bytes"),
+        "{}",
+        outcome.message
+    );
+}

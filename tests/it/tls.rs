@@ -745,3 +745,31 @@ fn config_rejects_min_version_with_file() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("has no effect with `file`"), "{found:?}");
 }
+
+#[tokio::test]
+async fn huge_pem_file_not_read() {
+    // A 4 GiB file used to be read whole into memory on every run.
+    let fixture = Fixture::new();
+    let path = fixture.dir.path().join("huge.crt");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let block = format!(
+        "file: {}\nca_file: {}",
+        path.display(),
+        fixture.ca_file().display()
+    );
+
+    let (outcome, _) = run_check(&block).await;
+
+    assert_eq!(outcome.status, Status::Error);
+    assert_eq!(outcome.reason, Reason::FileUnreadable);
+    assert!(
+        outcome
+            .message
+            .contains("huge.crt` cannot be read: larger than the limit of 16777216 bytes"),
+        "{}",
+        outcome.message
+    );
+}

@@ -8,6 +8,7 @@
 //! and never the password.
 
 pub mod archiving;
+mod limited;
 pub mod migrations;
 pub mod query;
 pub mod reachable;
@@ -20,14 +21,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::{format_duration, Outcome, Reason};
 use crate::config::BuildContext;
 use crate::secret::SecretRef;
+use limited::{LimitedStream, ReceiveLimitExceeded};
 
 const DEFAULT_PORT: u16 = 5432;
 const DEFAULT_DATABASE: &str = "postgres";
@@ -224,20 +228,34 @@ impl Connection {
             config.password(secret.expose());
         }
 
+        // The check opens the TCP connection itself, so that everything the server sends passes
+        // through a stream with a size limit.
+        let stream = self
+            .connect_tcp(self.connect_timeout.unwrap_or(timeout).min(timeout))
+            .await?;
         let (client, task) = match &self.tls {
             None => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Disable);
                 let (client, connection) = config
-                    .connect(NoTls)
+                    .connect_raw(stream, NoTls)
                     .await
                     .map_err(|err| self.connect_error(&err))?;
                 (client, spawn_connection(connection))
             }
             Some(tls) => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Require);
-                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+                let mut maker = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+                let connector = MakeTlsConnect::<LimitedStream<TcpStream>>::make_tls_connect(
+                    &mut maker, &self.host,
+                )
+                .map_err(|err| {
+                    Outcome::error(
+                        Reason::TlsError,
+                        format!("TLS with {} cannot start: {err}", self.target()),
+                    )
+                })?;
                 let (client, connection) = config
-                    .connect(connector)
+                    .connect_raw(stream, connector)
                     .await
                     .map_err(|err| self.connect_error(&err))?;
                 (client, spawn_connection(connection))
@@ -260,6 +278,39 @@ impl Connection {
             .await
             .map_err(|err| session.query_error(&err, "starting a read-only transaction"))?;
         Ok(session)
+    }
+
+    /// Opens the TCP connection within `limit`, trying each address of the host in turn.
+    async fn connect_tcp(&self, limit: Duration) -> Result<LimitedStream<TcpStream>, Outcome> {
+        let target = self.target();
+        let connecting = TcpStream::connect((self.host.as_str(), self.port));
+        let stream = match tokio::time::timeout(limit, connecting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Err(Outcome::error(
+                    Reason::ConnectionRefused,
+                    format!("connection to {target} refused; check that PostgreSQL is running and listening on that address"),
+                ))
+            }
+            Ok(Err(err)) => {
+                return Err(Outcome::error(
+                    Reason::ConnectionFailed,
+                    format!("connection to {target} failed: {err}"),
+                ))
+            }
+            Err(_) => {
+                return Err(Outcome::error(
+                    Reason::Timeout,
+                    format!(
+                        "connection to {target} timed out after {}",
+                        format_duration(limit)
+                    ),
+                ))
+            }
+        };
+        // Queries are small request-response exchanges, so Nagle's algorithm only adds delay.
+        let _ = stream.set_nodelay(true);
+        Ok(LimitedStream::new(stream, limited::MAX_RECEIVED_BYTES))
     }
 
     fn connect_error(&self, err: &tokio_postgres::Error) -> Outcome {
@@ -461,6 +512,12 @@ fn classify(err: &tokio_postgres::Error) -> Reason {
                 .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
             {
                 return Reason::TlsError;
+            }
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<ReceiveLimitExceeded>())
+            {
+                return Reason::BodyTooLarge;
             }
         }
         source = cause.source();

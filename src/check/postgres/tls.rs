@@ -32,7 +32,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Reads the PEM certificates of a CA file into a root store.
 pub(super) fn read_roots(path: &Path) -> Result<RootCertStore, String> {
-    let pem = std::fs::read(path)
+    let pem = crate::file::read_limited(path, crate::file::MAX_DOCUMENT_BYTES)
         .map_err(|err| format!("cannot read CA file `{}`: {err}", path.display()))?;
     let mut roots = RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {

@@ -1,0 +1,257 @@
+//! The rows of the fault matrix: each check kind, its dependency, and the result each fault must
+//! give. A new kind adds one entry to [`CASES`].
+
+use readiness_exporter::check::{Reason, Status};
+
+use super::servers::Certificates;
+use super::{Dependency, Fault, KindCase, Target};
+
+use Status::{Error, Fail};
+
+pub static CASES: &[KindCase] = &[
+    KindCase {
+        name: "http",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "http:\n      url: {}\n      body_matches: [\"ok\"]\n{}",
+                url(target),
+                ca_file(target, 6)
+            )
+        },
+        expect: |fault| match fault {
+            Fault::Huge => Some((Error, Reason::BodyTooLarge)),
+            other => http_like(other),
+        },
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "http (secret file)",
+        dependency: Dependency::File,
+        block: |target| {
+            format!(
+                "http:\n      url: http://{}/\n      headers:\n        Authorization: {{ file: {} }}\n",
+                target.addr,
+                target.file.display()
+            )
+        },
+        expect: |fault| match fault {
+            // Any text is a valid token, so a cut-off file is still a credential.
+            Fault::Truncated => None,
+            other => file_like(other, Reason::SecretUnavailable, Reason::SecretUnavailable),
+        },
+        valid_file: |_| "Bearer token\n".to_string(),
+    },
+    KindCase {
+        name: "cors",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "cors:\n      url: {}\n      allowed_origins: [\"https://app.example.com\"]\n{}",
+                url(target),
+                ca_file(target, 6)
+            )
+        },
+        expect: |fault| match fault {
+            // The body is never read. A response without CORS headers fails on them before its
+            // status counts.
+            Fault::Huge | Fault::Status(404 | 500) => Some((Fail, Reason::CorsOriginNotAllowed)),
+            other => http_like(other),
+        },
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "tls",
+        dependency: Dependency::Tls,
+        block: |target| {
+            format!(
+                "tls:\n      address: {}\n      server_name: localhost\n      ca_file: {}\n",
+                target.addr,
+                target.ca_file.display()
+            )
+        },
+        expect: |fault| match fault {
+            Fault::Down => Some((Error, Reason::ConnectionRefused)),
+            Fault::Hung | Fault::Slow => Some((Error, Reason::Timeout)),
+            Fault::Garbage | Fault::Truncated | Fault::Huge => Some((Error, Reason::TlsError)),
+            Fault::ExpiredCert => Some((Fail, Reason::CertExpired)),
+            Fault::UntrustedCert => Some((Fail, Reason::UntrustedChain)),
+            Fault::Status(_) => None,
+        },
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "tls (file)",
+        dependency: Dependency::File,
+        block: |target| format!("tls:\n      file: {}\n", target.file.display()),
+        expect: |fault| file_like(fault, Reason::FileUnreadable, Reason::FileUnreadable),
+        valid_file: |certificates| certificates.ca.cert_pem.clone(),
+    },
+    KindCase {
+        name: "dns",
+        dependency: Dependency::Dns,
+        block: |target| {
+            format!(
+                "dns:\n      name: app.example.com\n      type: A\n      nameserver: {}\n",
+                target.addr
+            )
+        },
+        expect: |fault| match fault {
+            // The resolver's UDP socket is not connected, so the ICMP error of a closed port
+            // never reaches it, and an unparseable reply is dropped as if it never came.
+            Fault::Down | Fault::Hung | Fault::Slow | Fault::Garbage => {
+                Some((Error, Reason::Timeout))
+            }
+            Fault::Truncated => Some((Error, Reason::ConnectionFailed)),
+            _ => None,
+        },
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "signoff",
+        dependency: Dependency::File,
+        block: |target| {
+            format!(
+                "signoff:\n      file: {}\n      item: uat\n",
+                target.file.display()
+            )
+        },
+        expect: |fault| {
+            file_like(
+                fault,
+                Reason::SignoffFileUnreadable,
+                Reason::SignoffFileInvalid,
+            )
+        },
+        valid_file: |_| {
+            "signoffs:\n  - item: uat\n    signed_by: Ann Example\n    role: qa_lead\n    signed_at: 2025-06-01T14:00:00Z\n    evidence: https://tracker.example.com/UAT-142\n".to_string()
+        },
+    },
+    KindCase {
+        name: "postgres_reachable",
+        dependency: Dependency::Postgres,
+        block: |target| format!("postgres_reachable:\n{}", connection(target)),
+        expect: postgres_like,
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "postgres_replication",
+        dependency: Dependency::Postgres,
+        block: |target| {
+            format!(
+                "postgres_replication:\n{}      role: primary\n",
+                connection(target)
+            )
+        },
+        expect: postgres_like,
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "postgres_archiving",
+        dependency: Dependency::Postgres,
+        block: |target| format!("postgres_archiving:\n{}", connection(target)),
+        expect: postgres_like,
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "postgres_query",
+        dependency: Dependency::Postgres,
+        block: |target| {
+            format!(
+                "postgres_query:\n{}      sql: SELECT 1\n      min: 1\n",
+                connection(target)
+            )
+        },
+        expect: postgres_like,
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "ef_migrations",
+        dependency: Dependency::Postgres,
+        block: |target| {
+            format!(
+                "ef_migrations:\n{}      expected_migration: 20240301120000_AddInvoices\n",
+                connection(target)
+            )
+        },
+        expect: postgres_like,
+        valid_file: no_file,
+    },
+];
+
+fn no_file(_: &Certificates) -> String {
+    String::new()
+}
+
+fn url(target: &Target) -> String {
+    let scheme = if target.tls { "https" } else { "http" };
+    format!("{scheme}://localhost:{}/health", target.addr.port())
+}
+
+fn ca_file(target: &Target, indent: usize) -> String {
+    if target.tls {
+        format!(
+            "{}ca_file: {}\n",
+            " ".repeat(indent),
+            target.ca_file.display()
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Returns a `connection` block: TLS with full verification for the certificate faults, plain
+/// otherwise, and a password from a file.
+fn connection(target: &Target) -> String {
+    let tls = if target.tls {
+        format!(
+            "        sslmode: verify-full\n        ca_file: {}\n",
+            target.ca_file.display()
+        )
+    } else {
+        "        sslmode: disable\n".to_string()
+    };
+    format!(
+        "      connection:\n        host: localhost\n        port: {}\n        database: app\n        user: app\n        password: {{ file: {} }}\n{tls}",
+        target.addr.port(),
+        target.password_file.display()
+    )
+}
+
+/// Returns the results of a kind that sends one HTTP request and judges its status.
+fn http_like(fault: Fault) -> Option<(Status, Reason)> {
+    Some(match fault {
+        Fault::Down => (Error, Reason::ConnectionRefused),
+        Fault::Hung | Fault::Slow => (Error, Reason::Timeout),
+        Fault::Garbage | Fault::Truncated => (Error, Reason::InvalidResponse),
+        Fault::Status(401) => (Error, Reason::Unauthorized),
+        Fault::Status(403) => (Error, Reason::Forbidden),
+        Fault::Status(429) => (Error, Reason::RateLimited),
+        Fault::Status(_) => (Fail, Reason::UnexpectedStatus),
+        Fault::ExpiredCert | Fault::UntrustedCert => (Error, Reason::TlsError),
+        Fault::Huge => return None,
+    })
+}
+
+/// Returns the results of a kind that reads a file: `unreadable` when it cannot be read, `invalid`
+/// when its content is wrong.
+fn file_like(fault: Fault, unreadable: Reason, invalid: Reason) -> Option<(Status, Reason)> {
+    Some(match fault {
+        Fault::Down | Fault::Hung | Fault::Huge => (Error, unreadable),
+        Fault::Garbage | Fault::Truncated => (Error, invalid),
+        _ => return None,
+    })
+}
+
+/// Returns the results of the PostgreSQL kinds, which all fail at the connection.
+fn postgres_like(fault: Fault) -> Option<(Status, Reason)> {
+    Some(match fault {
+        Fault::Down => (Error, Reason::ConnectionRefused),
+        Fault::Hung | Fault::Slow => (Error, Reason::Timeout),
+        Fault::Garbage | Fault::Truncated => (Error, Reason::ConnectionFailed),
+        Fault::Huge => (Error, Reason::BodyTooLarge),
+        Fault::Status(401) => (Error, Reason::Unauthorized),
+        Fault::ExpiredCert | Fault::UntrustedCert => (Error, Reason::TlsError),
+        Fault::Status(_) => return None,
+    })
+}
