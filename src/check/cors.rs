@@ -18,8 +18,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::http::{
-    build_expect_status, build_headers, classify, resolve_headers, truncate, unexpected_status,
-    HeaderSource,
+    build_expect_status, build_headers, classify, resolve_headers, secret_values, truncate,
+    unexpected_status, HeaderSource,
 };
 use super::{Measure, MeasureFamily, MeasureType, Outcome, Reason, Status};
 use crate::config::BuildContext;
@@ -375,15 +375,20 @@ impl CorsCheck {
                 &self.probe_origin,
                 Expectation::Arbitrary,
             )));
+        let mut outcome = None;
         for (origin, expectation) in origins {
-            if let Err(outcome) = self
+            if let Err(error) = self
                 .check_origin(origin, expectation, &headers, &mut report)
                 .await
             {
-                return outcome;
+                outcome = Some(error);
+                break;
             }
         }
-        self.conclude(report)
+        let outcome = outcome.unwrap_or_else(|| self.conclude(report));
+        // The target may send a credential back, in `Access-Control-Allow-Origin` for example,
+        // and the message quotes those headers.
+        outcome.redacted(secret_values(&headers))
     }
 
     /// Sends the preflight (when enabled) and the actual request from `origin` and records what

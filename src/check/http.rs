@@ -267,6 +267,16 @@ pub(crate) fn resolve_headers(
     Ok(resolved)
 }
 
+/// Returns the values of the headers that came from secret references, which
+/// [`resolve_headers`] marks as sensitive.
+pub(crate) fn secret_values(headers: &[(HeaderName, HeaderValue)]) -> Vec<&str> {
+    headers
+        .iter()
+        .filter(|(_, value)| value.is_sensitive())
+        .filter_map(|(_, value)| value.to_str().ok())
+        .collect()
+}
+
 /// Header names whose values are credentials and must come from a secret reference.
 fn is_credential_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -356,7 +366,7 @@ impl HttpCheck {
             Err(outcome) => return outcome,
         };
         let mut request = self.client.request(self.method.clone(), self.url.clone());
-        for (name, value) in headers {
+        for (name, value) in &headers {
             request = request.header(name, value);
         }
         if let Some(body) = &self.body {
@@ -364,14 +374,15 @@ impl HttpCheck {
         }
 
         let started = Instant::now();
-        let response = match request.send().await {
-            Ok(response) => response,
+        let outcome = match request.send().await {
+            Ok(response) => self.evaluate(response, started).await,
             Err(err) => {
                 let (reason, message) = classify(&err, &self.url);
-                return Outcome::error(reason, message);
+                Outcome::error(reason, message)
             }
         };
-        self.evaluate(response, started).await
+        // The target may send a credential back, and the message may quote what it sent.
+        outcome.redacted(secret_values(&headers))
     }
 
     async fn evaluate(&self, mut response: reqwest::Response, started: Instant) -> Outcome {

@@ -30,6 +30,7 @@ mod helm_chart;
 mod http;
 mod postgres;
 mod reload_under_load;
+mod secret_canary;
 mod shutdown;
 mod signoff;
 mod tls;
