@@ -824,6 +824,43 @@ fn build_origins(
 mod tests {
     use super::*;
 
+    mod properties {
+        use http::{HeaderMap, HeaderValue};
+        use proptest::prelude::*;
+
+        use super::super::CorsHeaders;
+
+        /// Bytes that are valid in a header value.
+        fn header_value() -> impl Strategy<Value = HeaderValue> {
+            prop::collection::vec(prop_oneof![32u8..127, 128u8..=255, Just(b'\t')], 0..64)
+                .prop_map(|bytes| HeaderValue::from_bytes(&bytes).unwrap())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn cors_headers_survive_any_values(
+                values in prop::collection::vec((0usize..5, header_value()), 0..12),
+                origin in "\\PC{0,40}",
+            ) {
+                let names = [
+                    http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                    http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    http::header::VARY,
+                ];
+                let mut headers = HeaderMap::new();
+                for (name, value) in values {
+                    headers.append(names[name].clone(), value);
+                }
+                let cors = CorsHeaders::read(&headers);
+                let _ = cors.names(&origin);
+            }
+        }
+    }
+
     #[test]
     fn origin_must_be_serialized_form() {
         assert_eq!(

@@ -879,6 +879,63 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::{parse_path, JsonCondition, JsonTest};
+
+        /// Arbitrary JSON documents, a few levels deep.
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                "\\PC{0,20}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map("[a-z]{0,4}", inner, 0..8)
+                        .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn json_path_parser_survives_any_text(path in "[a-z0-9$.\\[\\]]{0,40}|\\PC{0,40}") {
+                let _ = parse_path(&path);
+            }
+
+            #[test]
+            fn json_conditions_survive_any_document(
+                path in "[a-z]{1,4}(\\[[0-9]{1,3}\\])?(\\.[a-z]{1,4}){0,3}",
+                expected in json_value(),
+                document in json_value(),
+            ) {
+                let segments = parse_path(&path).unwrap();
+                for test in [
+                    JsonTest::Equals(expected.clone()),
+                    JsonTest::Matches(regex::Regex::new("^[0-9]+$").unwrap()),
+                    JsonTest::Exists(true),
+                    JsonTest::Exists(false),
+                ] {
+                    let condition = JsonCondition {
+                        path: path.clone(),
+                        segments: segments.clone(),
+                        test,
+                    };
+                    if let Some(outcome) = condition.evaluate(&document) {
+                        prop_assert!(outcome.message.len() < 1024, "{}", outcome.message);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn path_parses_keys_and_indexes() {
         assert_eq!(

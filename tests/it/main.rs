@@ -26,6 +26,7 @@ mod dashboard;
 mod dns;
 mod end_to_end;
 mod fault_matrix;
+mod fuzz;
 mod helm_chart;
 mod http;
 mod postgres;
