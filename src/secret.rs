@@ -188,6 +188,60 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The text that replaces a secret in [`redact`]'s output.
+pub const REDACTED: &str = "<redacted>";
+
+/// Parts of a secret shorter than this are not searched for: they are scheme names such as
+/// `Bearer` or `Basic`, and ordinary words would match everywhere.
+const MIN_REDACTED_PART: usize = 8;
+
+/// Replaces every secret value in `text`, and every whitespace-separated part of a value of at
+/// least 8 characters, with `<redacted>`.
+///
+/// A target can send a credential back (in a header, a body or a server error), and a check's
+/// message can quote what the target sent, cut to a maximum length. So a match is any run of at
+/// least 8 characters that starts like a part and agrees with it as far as it goes, which also
+/// covers a quote cut off in the middle of the credential.
+pub fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    let mut text = text.to_string();
+    for secret in secrets {
+        let parts = std::iter::once(secret).chain(secret.split_whitespace());
+        for part in parts.filter(|part| part.len() >= MIN_REDACTED_PART) {
+            text = redact_part(&text, part);
+        }
+    }
+    text
+}
+
+fn redact_part(text: &str, part: &str) -> String {
+    let head = &part.as_bytes()[..MIN_REDACTED_PART];
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while at + MIN_REDACTED_PART <= bytes.len() {
+        if &bytes[at..at + MIN_REDACTED_PART] != head || !text.is_char_boundary(at) {
+            at += 1;
+            continue;
+        }
+        let matched = bytes[at..]
+            .iter()
+            .zip(part.as_bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut end = at + matched;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str(&text[copied..at]);
+        out.push_str(REDACTED);
+        copied = end;
+        at = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +260,33 @@ mod tests {
         std::fs::write(&path, "abc\n").unwrap();
         let secret = SecretRef::File(path).resolve().unwrap();
         assert_eq!(secret.expose(), "abc");
+    }
+
+    #[test]
+    fn redact_replaces_whole_and_parts() {
+        let secret = "Bearer eyJhbGciOiJIUzI1NiJ9.payload";
+        assert_eq!(
+            redact(&format!("header is `{secret}`"), [secret]),
+            "header is `<redacted>`"
+        );
+        assert_eq!(
+            redact("allows `eyJhbGciOiJIUzI1NiJ9.payload`", [secret]),
+            "allows `<redacted>`"
+        );
+        assert_eq!(
+            redact("received `eyJhbGciOiJIUzI1…`", [secret]),
+            "received `<redacted>…`",
+            "a quote cut off in the middle"
+        );
+        assert_eq!(
+            redact("Bearer tokens are expected", [secret]),
+            "Bearer tokens are expected",
+            "short parts stay"
+        );
+        assert_eq!(
+            redact("é eyJhbGciOiJIUzI1NiJ9.payload é", [secret]),
+            "é <redacted> é"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::http::{
-    build_expect_status, build_headers, classify, resolve_headers, truncate, unexpected_status,
-    HeaderSource,
+    build_expect_status, build_headers, classify, resolve_headers, secret_values, truncate,
+    unexpected_status, HeaderSource,
 };
 use super::{Measure, MeasureFamily, MeasureType, Outcome, Reason, Status};
 use crate::config::BuildContext;
@@ -375,15 +375,20 @@ impl CorsCheck {
                 &self.probe_origin,
                 Expectation::Arbitrary,
             )));
+        let mut outcome = None;
         for (origin, expectation) in origins {
-            if let Err(outcome) = self
+            if let Err(error) = self
                 .check_origin(origin, expectation, &headers, &mut report)
                 .await
             {
-                return outcome;
+                outcome = Some(error);
+                break;
             }
         }
-        self.conclude(report)
+        let outcome = outcome.unwrap_or_else(|| self.conclude(report));
+        // The target may send a credential back, in `Access-Control-Allow-Origin` for example,
+        // and the message quotes those headers.
+        outcome.redacted(secret_values(&headers))
     }
 
     /// Sends the preflight (when enabled) and the actual request from `origin` and records what
@@ -818,6 +823,43 @@ fn build_origins(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod properties {
+        use http::{HeaderMap, HeaderValue};
+        use proptest::prelude::*;
+
+        use super::super::CorsHeaders;
+
+        /// Bytes that are valid in a header value.
+        fn header_value() -> impl Strategy<Value = HeaderValue> {
+            prop::collection::vec(prop_oneof![32u8..127, 128u8..=255, Just(b'\t')], 0..64)
+                .prop_map(|bytes| HeaderValue::from_bytes(&bytes).unwrap())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn cors_headers_survive_any_values(
+                values in prop::collection::vec((0usize..5, header_value()), 0..12),
+                origin in "\\PC{0,40}",
+            ) {
+                let names = [
+                    http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                    http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    http::header::VARY,
+                ];
+                let mut headers = HeaderMap::new();
+                for (name, value) in values {
+                    headers.append(names[name].clone(), value);
+                }
+                let cors = CorsHeaders::read(&headers);
+                let _ = cors.names(&origin);
+            }
+        }
+    }
 
     #[test]
     fn origin_must_be_serialized_form() {

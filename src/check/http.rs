@@ -271,6 +271,16 @@ pub(crate) fn resolve_headers(
     Ok(resolved)
 }
 
+/// Returns the values of the headers that came from secret references, which
+/// [`resolve_headers`] marks as sensitive.
+pub(crate) fn secret_values(headers: &[(HeaderName, HeaderValue)]) -> Vec<&str> {
+    headers
+        .iter()
+        .filter(|(_, value)| value.is_sensitive())
+        .filter_map(|(_, value)| value.to_str().ok())
+        .collect()
+}
+
 /// Header names whose values are credentials and must come from a secret reference.
 fn is_credential_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -360,7 +370,7 @@ impl HttpCheck {
             Err(outcome) => return outcome,
         };
         let mut request = self.client.request(self.method.clone(), self.url.clone());
-        for (name, value) in headers {
+        for (name, value) in &headers {
             request = request.header(name, value);
         }
         if let Some(body) = &self.body {
@@ -368,14 +378,15 @@ impl HttpCheck {
         }
 
         let started = Instant::now();
-        let response = match request.send().await {
-            Ok(response) => response,
+        let outcome = match request.send().await {
+            Ok(response) => self.evaluate(response, started).await,
             Err(err) => {
                 let (reason, message) = classify(&err, &self.url);
-                return Outcome::error(reason, message);
+                Outcome::error(reason, message)
             }
         };
-        self.evaluate(response, started).await
+        // The target may send a credential back, and the message may quote what it sent.
+        outcome.redacted(secret_values(&headers))
     }
 
     async fn evaluate(&self, mut response: reqwest::Response, started: Instant) -> Outcome {
@@ -880,6 +891,63 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::{parse_path, JsonCondition, JsonTest};
+
+        /// Arbitrary JSON documents, a few levels deep.
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                "\\PC{0,20}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map("[a-z]{0,4}", inner, 0..8)
+                        .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn json_path_parser_survives_any_text(path in "[a-z0-9$.\\[\\]]{0,40}|\\PC{0,40}") {
+                let _ = parse_path(&path);
+            }
+
+            #[test]
+            fn json_conditions_survive_any_document(
+                path in "[a-z]{1,4}(\\[[0-9]{1,3}\\])?(\\.[a-z]{1,4}){0,3}",
+                expected in json_value(),
+                document in json_value(),
+            ) {
+                let segments = parse_path(&path).unwrap();
+                for test in [
+                    JsonTest::Equals(expected.clone()),
+                    JsonTest::Matches(regex::Regex::new("^[0-9]+$").unwrap()),
+                    JsonTest::Exists(true),
+                    JsonTest::Exists(false),
+                ] {
+                    let condition = JsonCondition {
+                        path: path.clone(),
+                        segments: segments.clone(),
+                        test,
+                    };
+                    if let Some(outcome) = condition.evaluate(&document) {
+                        prop_assert!(outcome.message.len() < 1024, "{}", outcome.message);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn path_parses_keys_and_indexes() {

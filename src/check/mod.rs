@@ -359,6 +359,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Replaces the `secrets` the run sent, and parts of them, in the message; see
+    /// [`crate::secret::redact`].
+    pub fn redacted<'a>(mut self, secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        self.message = crate::secret::redact(&self.message, secrets);
+        self
+    }
+
     /// A passing outcome.
     pub fn pass(message: impl Into<String>) -> Self {
         Self::new(Status::Pass, Reason::Ok, message)

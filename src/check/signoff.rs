@@ -495,6 +495,55 @@ fn unix_seconds(time: SystemTime) -> f64 {
 mod tests {
     use super::*;
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::parse_file;
+        use super::ENTRY;
+
+        /// Applies byte edits (replace, delete, insert) to `seed`.
+        fn mutate(seed: &str, edits: &[(prop::sample::Index, u8, u8)]) -> String {
+            let mut bytes = seed.as_bytes().to_vec();
+            for (index, byte, operation) in edits {
+                if bytes.is_empty() {
+                    bytes.push(*byte);
+                    continue;
+                }
+                let at = index.index(bytes.len());
+                match operation % 3 {
+                    0 => bytes[at] = *byte,
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, *byte),
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn parser_survives_arbitrary_text(text in "\\PC{0,300}") {
+                let _ = parse_file(&text);
+            }
+
+            #[test]
+            fn parser_survives_mutated_file(
+                edits in prop::collection::vec(
+                    (any::<prop::sample::Index>(), any::<u8>(), any::<u8>()),
+                    1..10,
+                ),
+            ) {
+                let text = mutate(&format!("signoffs:\n{ENTRY}{ENTRY}"), &edits);
+                if let Err(message) = parse_file(&text) {
+                    prop_assert!(!message.is_empty());
+                }
+            }
+        }
+    }
+
     const ENTRY: &str = "  - item: uat\n    signed_by: Jane Doe\n    role: qa_lead\n    signed_at: 2025-06-01T14:00:00Z\n    evidence: https://tracker.example.com/UAT-1\n";
 
     fn check(roles: &[&str], max_age: Option<Duration>) -> SignoffCheck {

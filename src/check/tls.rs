@@ -956,6 +956,40 @@ fn format_time(seconds: i64) -> String {
 mod tests {
     use super::*;
 
+    mod properties {
+        use proptest::prelude::*;
+        use rustls::pki_types::CertificateDer;
+
+        use super::super::{parse_pem_certs, CertInfo};
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn certificate_parser_survives_any_bytes(
+                der in prop::collection::vec(any::<u8>(), 0..2048),
+            ) {
+                let _ = CertInfo::parse(&CertificateDer::from(der));
+            }
+
+            #[test]
+            fn pem_parser_survives_any_text(
+                body in prop::collection::vec(any::<u8>(), 0..1024),
+                wrapped in any::<bool>(),
+            ) {
+                let mut text = Vec::new();
+                if wrapped {
+                    text.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+                }
+                text.extend_from_slice(&body);
+                if wrapped {
+                    text.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
+                }
+                let _ = parse_pem_certs(&text);
+            }
+        }
+    }
+
     #[test]
     fn version_parses_strings_and_numbers() {
         let parse = |value: serde_json::Value| TlsVersion::parse(&value);

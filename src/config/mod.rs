@@ -37,6 +37,9 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 32;
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest duration any field accepts: 100 years of 365 days. Longer values are typos, and
+/// the scheduler and the outputs add and multiply durations, which would overflow.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// A loaded and validated configuration.
 #[derive(Debug)]
@@ -362,6 +365,13 @@ impl BuildContext<'_> {
     /// Parses a duration such as `30s` or `5m`, recording a problem when it is invalid.
     pub fn duration(&mut self, field: &str, value: &str) -> Option<Duration> {
         match humantime::parse_duration(value) {
+            Ok(duration) if duration > MAX_DURATION => {
+                self.problem(
+                    field,
+                    format!("duration `{value}` is longer than the maximum of 100 years; check the unit"),
+                );
+                None
+            }
             Ok(duration) if !duration.is_zero() => Some(duration),
             Ok(_) => {
                 self.problem(

@@ -221,25 +221,33 @@ impl Connection {
             .user(&self.user)
             .application_name(APPLICATION_NAME)
             .connect_timeout(self.connect_timeout.unwrap_or(timeout).min(timeout));
+        let mut password = None;
         if let Some(reference) = &self.password {
             let secret = reference.resolve().map_err(|err| {
                 Outcome::error(Reason::SecretUnavailable, format!("password: {err}"))
             })?;
             config.password(secret.expose());
+            password = Some(secret);
         }
+        // A server may quote the password it received in its error, which the message quotes.
+        let redact = |outcome: Outcome| match &password {
+            Some(secret) => outcome.redacted([secret.expose()]),
+            None => outcome,
+        };
 
         // The check opens the TCP connection itself, so that everything the server sends passes
         // through a stream with a size limit.
         let stream = self
             .connect_tcp(self.connect_timeout.unwrap_or(timeout).min(timeout))
-            .await?;
+            .await
+            .map_err(redact)?;
         let (client, task) = match &self.tls {
             None => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Disable);
                 let (client, connection) = config
                     .connect_raw(stream, NoTls)
                     .await
-                    .map_err(|err| self.connect_error(&err))?;
+                    .map_err(|err| redact(self.connect_error(&err)))?;
                 (client, spawn_connection(connection))
             }
             Some(tls) => {
@@ -257,7 +265,7 @@ impl Connection {
                 let (client, connection) = config
                     .connect_raw(stream, connector)
                     .await
-                    .map_err(|err| self.connect_error(&err))?;
+                    .map_err(|err| redact(self.connect_error(&err)))?;
                 (client, spawn_connection(connection))
             }
         };
@@ -276,7 +284,7 @@ impl Connection {
             .client
             .batch_execute(&begin)
             .await
-            .map_err(|err| session.query_error(&err, "starting a read-only transaction"))?;
+            .map_err(|err| redact(session.query_error(&err, "starting a read-only transaction")))?;
         Ok(session)
     }
 

@@ -126,10 +126,10 @@ pub struct KindCase {
 /// Each check's timeout. Slow dependencies answer after [`servers::SLOW_DELAY`], well after it.
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// How far past its timeout a run may end: the scheduler's own work and a loaded machine.
-const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
+const TIMEOUT_MARGIN: Duration = Duration::from_millis(1500);
 /// The heartbeat's interval; its runs must never be further apart than this plus the margin.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
-const HEARTBEAT_MARGIN: Duration = Duration::from_secs(1);
+const HEARTBEAT_MARGIN: Duration = Duration::from_secs(2);
 /// How much resident memory may grow while the matrix runs. A check that buffered a huge body
 /// or file would add gigabytes.
 const MEMORY_GROWTH_LIMIT: u64 = 256 * 1024 * 1024;
@@ -258,9 +258,9 @@ way its dependency can fail. The table below is written by the fault-matrix test
 
 All cells run at once in one exporter, each as a check with a 2 s timeout, next to a heartbeat
 check with a 1 s interval while `/metrics` is scraped without pause. For every cell the test
-asserts the result and reason shown below and that the run ended within its timeout plus 500 ms.
+asserts the result and reason shown below and that the run ended within its timeout plus 1.5 s.
 For the whole matrix it asserts that the exporter's resident memory grew by less than 256 MiB,
-that the heartbeat's runs were never more than 2 s apart, and that every scrape succeeded.
+that the heartbeat's runs were never more than 3 s apart, and that every scrape succeeded.
 
 ";
 
