@@ -11,6 +11,7 @@ use serde::Serialize;
 
 pub mod cors;
 pub mod http;
+pub mod kubernetes;
 pub mod postgres;
 #[cfg(test)]
 pub(crate) mod scripted;
@@ -175,6 +176,26 @@ reasons! {
     SignoffFileInvalid => "signoff_file_invalid",
     /// The sign-off file could not be read.
     SignoffFileUnreadable => "signoff_file_unreadable",
+    /// The Kubernetes client could not be built: no in-cluster service account, or an
+    /// unusable kubeconfig.
+    ApiClientUnavailable => "api_client_unavailable",
+    /// The API server does not serve the resource type, usually because its CRD is not
+    /// installed.
+    ResourceTypeMissing => "resource_type_missing",
+    /// The named object does not exist, or a selector matches no object.
+    ObjectNotFound => "object_not_found",
+    /// The controller has not reported the status the check needs.
+    StatusNotReported => "status_not_reported",
+    /// A rollout has not finished: the spec is not observed yet, or replicas are not updated.
+    RolloutInProgress => "rollout_in_progress",
+    /// The Deployment is paused.
+    RolloutPaused => "rollout_paused",
+    /// The Deployment's Progressing condition reports ProgressDeadlineExceeded.
+    ProgressDeadlineExceeded => "progress_deadline_exceeded",
+    /// Replicas are updated but fewer than desired are ready or available.
+    ReplicasNotReady => "replicas_not_ready",
+    /// The pod template does not run the expected image tag or digest.
+    ImageMismatch => "image_mismatch",
 }
 
 impl fmt::Display for Reason {
@@ -319,6 +340,8 @@ pub enum Kind {
     PostgresQuery(postgres::query::QueryCheck),
     /// Entity Framework Core's newest applied migration.
     EfMigrations(postgres::migrations::MigrationsCheck),
+    /// Deployments, StatefulSets or DaemonSets rolled out and available.
+    KubernetesWorkload(kubernetes::workload::WorkloadCheck),
 }
 
 impl Kind {
@@ -335,6 +358,7 @@ impl Kind {
             Kind::PostgresArchiving(_) => "postgres_archiving",
             Kind::PostgresQuery(_) => "postgres_query",
             Kind::EfMigrations(_) => "ef_migrations",
+            Kind::KubernetesWorkload(_) => "kubernetes_workload",
         }
     }
 
@@ -351,6 +375,7 @@ impl Kind {
             Kind::PostgresArchiving(check) => check.run(timeout).await,
             Kind::PostgresQuery(check) => check.run(timeout).await,
             Kind::EfMigrations(check) => check.run(timeout).await,
+            Kind::KubernetesWorkload(check) => check.run().await,
         }
     }
 }
@@ -366,6 +391,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(postgres::archiving::MEASURES);
     families.extend_from_slice(postgres::query::MEASURES);
     families.extend_from_slice(postgres::migrations::MEASURES);
+    families.extend_from_slice(kubernetes::workload::MEASURES);
     families
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{cors, http, postgres, signoff, Kind};
+use crate::check::{cors, http, kubernetes, postgres, signoff, Kind};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
@@ -212,6 +212,9 @@ pub fn load_with_env(
             (None, false) if problem.field.starts_with("global.") => {
                 index.global_line(&problem.field["global.".len()..])
             }
+            (None, false) if problem.field.starts_with("kubernetes.") => {
+                index.block_line("kubernetes", &problem.field["kubernetes.".len()..])
+            }
             (None, false) => index.top_line(&problem.field),
             _ => None,
         };
@@ -265,6 +268,8 @@ pub struct BuildContext<'a> {
     base_dir: &'a Path,
     /// HTTP clients already built during this load, shared by checks with equal settings.
     pub http_clients: &'a mut http::ClientCache,
+    /// The Kubernetes API connection shared by every Kubernetes check of this load.
+    pub kubernetes: Arc<kubernetes::Connection>,
 }
 
 impl BuildContext<'_> {
@@ -384,10 +389,12 @@ fn build(
         }
     };
     for key in top.keys() {
-        if key != "global" && key != "checks" {
+        if key != "global" && key != "checks" && key != "kubernetes" {
             problems.push(top_problem(
                 key,
-                format!("unknown top-level key `{key}`; expected `global` or `checks`"),
+                format!(
+                    "unknown top-level key `{key}`; expected `global`, `kubernetes` or `checks`"
+                ),
             ));
         }
     }
@@ -406,6 +413,7 @@ fn build(
     };
 
     let mut clients = http::ClientCache::default();
+    let kubernetes = build_kubernetes(top.remove("kubernetes"), base_dir, problems, &mut clients);
     let mut checks = Vec::with_capacity(items.len());
     let mut seen: HashSet<String> = HashSet::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -419,6 +427,7 @@ fn build(
             index: Some(index),
             base_dir,
             http_clients: &mut clients,
+            kubernetes: kubernetes.clone(),
         };
         if let Some(id) = &id {
             if !seen.insert(id.clone()) {
@@ -468,6 +477,7 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         index: None,
         base_dir: Path::new("."),
         http_clients: &mut clients,
+        kubernetes: Arc::default(),
     };
 
     let listen = raw
@@ -532,6 +542,36 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         max_concurrent_checks,
         external_url,
     })
+}
+
+/// Validates the optional top-level `kubernetes` block; without it, checks use the in-cluster
+/// service account.
+fn build_kubernetes(
+    value: Option<serde_json::Value>,
+    base_dir: &Path,
+    problems: &mut Vec<Problem>,
+    clients: &mut http::ClientCache,
+) -> Arc<kubernetes::Connection> {
+    let spec: kubernetes::ConnectionSpec = match value {
+        None | Some(serde_json::Value::Null) => return Arc::default(),
+        Some(value) => match serde_json::from_value(value) {
+            Ok(spec) => spec,
+            Err(err) => {
+                let (field, message) = describe_serde_error(&err);
+                problems.push(top_problem(&format!("kubernetes.{field}"), message));
+                return Arc::default();
+            }
+        },
+    };
+    let mut ctx = BuildContext {
+        problems,
+        check: None,
+        index: None,
+        base_dir,
+        http_clients: clients,
+        kubernetes: Arc::default(),
+    };
+    Arc::new(kubernetes::Connection::build(spec, &mut ctx))
 }
 
 fn build_check(
@@ -695,6 +735,9 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     }
     if let Some(spec) = raw.ef_migrations.take() {
         return postgres::migrations::MigrationsCheck::build(spec, ctx).map(Kind::EfMigrations);
+    }
+    if let Some(spec) = raw.kubernetes_workload.take() {
+        return kubernetes::workload::WorkloadCheck::build(spec, ctx).map(Kind::KubernetesWorkload);
     }
     None
 }

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::check::kubernetes::workload;
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
 use crate::check::{cors, http, signoff};
 
@@ -40,6 +41,7 @@ pub struct RawCheck {
     pub postgres_archiving: Option<archiving::ArchivingSpec>,
     pub postgres_query: Option<query::QuerySpec>,
     pub ef_migrations: Option<migrations::MigrationsSpec>,
+    pub kubernetes_workload: Option<workload::WorkloadSpec>,
 }
 
 impl RawCheck {
@@ -70,6 +72,9 @@ impl RawCheck {
         if self.ef_migrations.is_some() {
             kinds.push("ef_migrations");
         }
+        if self.kubernetes_workload.is_some() {
+            kinds.push("kubernetes_workload");
+        }
         kinds
     }
 }
@@ -84,4 +89,5 @@ pub const KIND_NAMES: &[&str] = &[
     "postgres_archiving",
     "postgres_query",
     "ef_migrations",
+    "kubernetes_workload",
 ];

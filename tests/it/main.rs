@@ -26,6 +26,12 @@ mod dashboard;
 mod end_to_end;
 mod helm_chart;
 mod http;
+#[allow(
+    dead_code,
+    reason = "each Kubernetes kind uses a different subset of the local API server"
+)]
+mod kube_api;
+mod kubernetes;
 mod postgres;
 mod signoff;
 mod web;

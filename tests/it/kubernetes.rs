@@ -1,0 +1,991 @@
+//! The Kubernetes kinds against a local API server reached through a kubeconfig, and that
+//! server's responses compared with the real `kubectl`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use readiness_exporter::check::{Reason, Status};
+use serde_json::{json, Value};
+
+use crate::kube_api::FakeApi;
+use crate::support::{assert_metric, assert_no_series, config_problems, LoadedChecks};
+use crate::testbed::{assert_success, require_tools, run, shared_dir};
+
+fn shape(name: &str) -> Value {
+    let path: PathBuf = shared_dir().join("api-shapes/kubernetes").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Loads one check of kind `kind` with the block `body` against `api`.
+fn load(api: &FakeApi, kind: &str, body: &str) -> LoadedChecks {
+    let indented: String = body.lines().map(|line| format!("      {line}\n")).collect();
+    LoadedChecks::load(&format!(
+        "{}checks:\n  - id: k8s\n    title: Kubernetes check\n    section: Cluster\n    severity: critical\n    {kind}:\n{indented}",
+        api.config_block()
+    ))
+}
+
+async fn run_check(
+    api: &FakeApi,
+    kind: &str,
+    body: &str,
+) -> (readiness_exporter::check::Outcome, String) {
+    let loaded = load(api, kind, body);
+    let outcome = loaded.run("k8s").await;
+    (outcome, loaded.metrics())
+}
+
+fn assert_outcome(outcome: &readiness_exporter::check::Outcome, status: Status, reason: Reason) {
+    assert_eq!(outcome.status, status, "{outcome:?}");
+    assert_eq!(outcome.reason, reason, "{outcome:?}");
+}
+
+fn complete_deployment() -> Value {
+    shape("deployment-complete.json")
+}
+
+fn with(mut object: Value, pointer: &str, value: Value) -> Value {
+    *object
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer}")) = value;
+    object
+}
+
+fn without(mut object: Value, parent: &str, key: &str) -> Value {
+    object
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .unwrap()
+        .remove(key);
+    object
+}
+
+const API_DEPLOYMENT: &str = "namespace: shop\nkind: deployment\nname: api";
+
+// --- connection -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn complete_deployment_passes_with_replica_metrics() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert!(
+        outcome.message.contains("deployment/api"),
+        "{}",
+        outcome.message
+    );
+    assert_metric(
+        &metrics,
+        "readiness_check_result{check=\"k8s\",result=\"pass\"} 1",
+    );
+    for state in ["desired", "updated", "ready", "available"] {
+        assert_metric(
+            &metrics,
+            &format!("readiness_kubernetes_workload_replicas{{check=\"k8s\",workload=\"deployment/api\",state=\"{state}\"}} 3.0"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn forbidden_list_names_verb_resource_namespace() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+    api.forbid("list", "deployments", Some("shop"));
+
+    let (outcome, metrics) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nkind: deployment\nselector: app.kubernetes.io/name=api",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome
+            .message
+            .contains("may not list deployments.apps in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+    assert_metric(
+        &metrics,
+        "readiness_check_result{check=\"k8s\",result=\"error\"} 1",
+    );
+}
+
+#[tokio::test]
+async fn forbidden_get_names_verb_resource_namespace() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+    api.forbid("get", "deployments", Some("shop"));
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome
+            .message
+            .contains("may not get deployments.apps in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn unserved_resource_type_is_error() {
+    let api = FakeApi::start().await;
+    api.hide_group("apps");
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::ResourceTypeMissing);
+    assert!(
+        outcome
+            .message
+            .contains("does not serve `deployments.apps`"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn rejected_token_is_unauthorized_error() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+    let loaded = LoadedChecks::load(&format!(
+        "kubernetes:\n  kubeconfig: {}\n  context: wrong-token\nchecks:\n  - id: k8s\n    title: t\n    section: s\n    severity: critical\n    kubernetes_workload:\n      namespace: shop\n      kind: deployment\n      name: api\n",
+        api.kubeconfig.display()
+    ));
+
+    let outcome = loaded.run("k8s").await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Unauthorized);
+}
+
+#[tokio::test]
+async fn unreachable_api_server_is_error() {
+    let api = FakeApi::start().await;
+    let port = crate::support::closed_port().await;
+    let text = std::fs::read_to_string(&api.kubeconfig)
+        .unwrap()
+        .replace(&api.server.addr.to_string(), &format!("127.0.0.1:{port}"));
+    std::fs::write(&api.kubeconfig, text).unwrap();
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn client_is_built_once_and_shared() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+    let loaded = LoadedChecks::load(&format!(
+        "{}checks:\n  - id: first\n    title: t\n    section: s\n    severity: critical\n    kubernetes_workload: {{namespace: shop, kind: deployment, name: api}}\n  - id: second\n    title: t\n    section: s\n    severity: critical\n    kubernetes_workload: {{namespace: shop, kind: deployment, name: api}}\n",
+        api.config_block()
+    ));
+
+    assert_outcome(&loaded.run("first").await, Status::Pass, Reason::Ok);
+    // The kubeconfig is gone, so only a client built before can reach the server.
+    std::fs::remove_file(&api.kubeconfig).unwrap();
+    assert_outcome(&loaded.run("second").await, Status::Pass, Reason::Ok);
+    assert_outcome(&loaded.run("first").await, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn in_cluster_without_service_account_is_error() {
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        eprintln!("skipped: this process runs inside a pod, so the in-cluster client can be built");
+        return;
+    }
+    let loaded = LoadedChecks::load(
+        "checks:\n  - id: k8s\n    title: t\n    section: s\n    severity: critical\n    kubernetes_workload: {namespace: shop, kind: deployment, name: api}\n",
+    );
+
+    let outcome = loaded.run("k8s").await;
+
+    assert_outcome(&outcome, Status::Error, Reason::ApiClientUnavailable);
+    assert!(
+        outcome.message.contains("in-cluster service account"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn list_follows_continue_tokens() {
+    let api = FakeApi::start().await;
+    let deployments: Vec<Value> = (0..1001)
+        .map(|i| {
+            let object = with(
+                complete_deployment(),
+                "/metadata/name",
+                json!(format!("api-{i:04}")),
+            );
+            with(
+                object,
+                "/metadata/labels",
+                json!({"app.kubernetes.io/part-of": "shop"}),
+            )
+        })
+        .collect();
+    api.add(deployments);
+    api.add([with(
+        complete_deployment(),
+        "/metadata/labels",
+        json!({"app.kubernetes.io/part-of": "other"}),
+    )]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nkind: deployment\nselector: app.kubernetes.io/part-of=shop",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_eq!(outcome.value, Some(1001.0));
+    let lists: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|request| request.path == "/apis/apps/v1/namespaces/shop/deployments")
+        .collect();
+    assert_eq!(lists.len(), 3, "{lists:?}");
+    assert_eq!(lists[0].query.get("limit").map(String::as_str), Some("500"));
+    assert_eq!(
+        lists[0].query.get("labelSelector").map(String::as_str),
+        Some("app.kubernetes.io/part-of=shop")
+    );
+    assert_eq!(lists[0].query.get("continue"), None);
+    assert_eq!(
+        lists[1].query.get("continue").map(String::as_str),
+        Some("offset-500")
+    );
+    assert_eq!(
+        lists[2].query.get("continue").map(String::as_str),
+        Some("offset-1000")
+    );
+}
+
+#[test]
+fn missing_kubeconfig_is_config_problem() {
+    let problems =
+        config_problems("kubernetes:\n  kubeconfig: /nonexistent/kubeconfig\nchecks: []\n");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains(
+            "field `kubernetes.kubeconfig`: cannot load kubeconfig `/nonexistent/kubeconfig`"
+        ),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_context_is_config_problem() {
+    let api = FakeApi::start().await;
+    let problems = config_problems(&format!(
+        "kubernetes:\n  kubeconfig: {}\n  context: production\nchecks: []\n",
+        api.kubeconfig.display()
+    ));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("context `production` is not in kubeconfig")
+            && problems[0].contains("fake, wrong-token"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn workload_config_problems_are_reported() {
+    let problems = config_problems(
+        "checks:\n  - id: k8s\n    title: t\n    section: s\n    severity: critical\n    kubernetes_workload:\n      namespace: shop\n      kind: replicaset\n      selector: \"app in (a\"\n      expect_image: {tag: '1', digest: 'sha256:ab'}\n",
+    );
+    let text = problems.join("\n");
+    assert!(
+        text.contains("unknown workload kind `replicaset`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("invalid label selector `app in (a`"),
+        "{text}"
+    );
+    assert!(text.contains("set exactly one of `tag`"), "{text}");
+}
+
+// --- kubernetes_workload: Deployment ------------------------------------------------------
+
+#[tokio::test]
+async fn mid_rollout_deployment_fails_in_progress() {
+    let api = FakeApi::start().await;
+    api.add([shape("deployment-mid-rollout.json")]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutInProgress);
+    assert!(
+        outcome.message.contains("2 of 4 replicas updated"),
+        "{}",
+        outcome.message
+    );
+    assert_metric(
+        &metrics,
+        "readiness_check_result{check=\"k8s\",result=\"fail\"} 1",
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_workload_replicas{check=\"k8s\",workload=\"deployment/api\",state=\"updated\"} 2.0",
+    );
+}
+
+#[tokio::test]
+async fn progress_deadline_exceeded_fails() {
+    let api = FakeApi::start().await;
+    api.add([shape("deployment-progress-deadline-exceeded.json")]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nkind: deployment\nname: checkout",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ProgressDeadlineExceeded);
+    assert!(
+        outcome.message.contains("has timed out progressing"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn paused_deployment_is_reported_paused() {
+    let api = FakeApi::start().await;
+    let paused = with(
+        complete_deployment(),
+        "/spec/strategy",
+        json!({"type": "RollingUpdate"}),
+    );
+    let mut paused = paused;
+    paused["spec"]["paused"] = json!(true);
+    api.add([paused]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutPaused);
+}
+
+#[tokio::test]
+async fn unobserved_generation_is_in_progress() {
+    let api = FakeApi::start().await;
+    api.add([with(
+        complete_deployment(),
+        "/metadata/generation",
+        json!(8),
+    )]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutInProgress);
+    assert!(
+        outcome.message.contains("generation 8, observed 7"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn absent_status_is_error_not_zero() {
+    let api = FakeApi::start().await;
+    api.add([without(complete_deployment(), "", "status")]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::StatusNotReported);
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_workload_replicas{check=\"k8s\",workload=\"deployment/api\",state=\"desired\"} 3.0",
+    );
+    for state in ["updated", "ready", "available"] {
+        let prefix = format!("readiness_kubernetes_workload_replicas{{check=\"k8s\",workload=\"deployment/api\",state=\"{state}\"}}");
+        assert!(
+            !metrics.contains(&prefix),
+            "{state} exported although absent:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn absent_ready_count_is_not_ready() {
+    let api = FakeApi::start().await;
+    api.add([without(complete_deployment(), "/status", "readyReplicas")]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ReplicasNotReady);
+    assert!(
+        outcome
+            .message
+            .contains("ready replicas not reported, 3 desired"),
+        "{}",
+        outcome.message
+    );
+    assert!(
+        !metrics.contains("state=\"ready\""),
+        "ready exported although absent:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn unavailable_replicas_fail_not_ready() {
+    let api = FakeApi::start().await;
+    api.add([with(
+        complete_deployment(),
+        "/status/availableReplicas",
+        json!(2),
+    )]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ReplicasNotReady);
+    assert!(
+        outcome.message.contains("2 of 3 replicas available"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn old_replicas_pending_termination_fail() {
+    let api = FakeApi::start().await;
+    api.add([with(complete_deployment(), "/status/replicas", json!(4))]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutInProgress);
+    assert!(
+        outcome
+            .message
+            .contains("1 old replicas are pending termination"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn scaled_to_zero_deployment_passes() {
+    let api = FakeApi::start().await;
+    let mut scaled = with(complete_deployment(), "/spec/replicas", json!(0));
+    scaled["status"] = json!({"observedGeneration": 7});
+    api.add([scaled]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn missing_named_deployment_fails_not_found() {
+    let api = FakeApi::start().await;
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_workload", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ObjectNotFound);
+    assert!(
+        outcome
+            .message
+            .contains("deployment `api` not found in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+    assert_no_series(&metrics, "readiness_kubernetes_workload_replicas", "k8s");
+}
+
+#[tokio::test]
+async fn selector_matching_nothing_fails_not_found() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nselector: app.kubernetes.io/name=web",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ObjectNotFound);
+    assert!(
+        outcome
+            .message
+            .contains("no deployment, statefulset, daemonset in namespace `shop` matches selector"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn selector_covers_every_workload_kind() {
+    let api = FakeApi::start().await;
+    let labels = json!({"app.kubernetes.io/part-of": "shop"});
+    api.add([
+        with(complete_deployment(), "/metadata/labels", labels.clone()),
+        with(
+            with(
+                shape("statefulset-rolling-in-progress.json"),
+                "/metadata/namespace",
+                json!("shop"),
+            ),
+            "/metadata/labels",
+            labels.clone(),
+        ),
+    ]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nselector: app.kubernetes.io/part-of=shop",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutInProgress);
+    assert!(
+        outcome
+            .message
+            .starts_with("1 of 2 workload(s) not rolled out: statefulset/postgres"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(outcome.value, Some(1.0));
+}
+
+// --- kubernetes_workload: StatefulSet -----------------------------------------------------
+
+const POSTGRES_STATEFULSET: &str = "namespace: data\nkind: statefulset\nname: postgres";
+
+#[tokio::test]
+async fn complete_statefulset_passes() {
+    let api = FakeApi::start().await;
+    api.add([shape("statefulset-complete.json")]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_workload", POSTGRES_STATEFULSET).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_workload_replicas{check=\"k8s\",workload=\"statefulset/postgres\",state=\"ready\"} 3.0",
+    );
+}
+
+#[tokio::test]
+async fn rolling_statefulset_fails_in_progress() {
+    let api = FakeApi::start().await;
+    api.add([shape("statefulset-rolling-in-progress.json")]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", POSTGRES_STATEFULSET).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutInProgress);
+    assert!(
+        outcome.message.contains(
+            "from revision postgres-5c9bc6dbb5 to postgres-7f8d9e0a1b: 1 of 3 pods updated"
+        ),
+        "{}",
+        outcome.message
+    );
+}
+
+fn partitioned(partition: i64, updated: i64) -> Value {
+    let object = shape("statefulset-rolling-in-progress.json");
+    let object = with(
+        object,
+        "/spec/updateStrategy/rollingUpdate/partition",
+        json!(partition),
+    );
+    let object = with(object, "/status/updatedReplicas", json!(updated));
+    let object = with(object, "/status/readyReplicas", json!(3));
+    with(object, "/status/availableReplicas", json!(3))
+}
+
+#[tokio::test]
+async fn partitioned_statefulset_passes_above_partition() {
+    let api = FakeApi::start().await;
+    // Partition 2 of 3 replicas: only ordinal 2 takes the update revision.
+    api.add([partitioned(2, 1)]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", POSTGRES_STATEFULSET).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn partitioned_statefulset_fails_below_partition() {
+    let api = FakeApi::start().await;
+    api.add([partitioned(1, 1)]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", POSTGRES_STATEFULSET).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutInProgress);
+    assert!(
+        outcome
+            .message
+            .contains("1 of 2 pods at or above partition 1 updated"),
+        "{}",
+        outcome.message
+    );
+}
+
+fn on_delete(updated: i64) -> Value {
+    let object = shape("statefulset-rolling-in-progress.json");
+    let object = with(object, "/spec/updateStrategy", json!({"type": "OnDelete"}));
+    let object = with(object, "/status/updatedReplicas", json!(updated));
+    let object = with(object, "/status/readyReplicas", json!(3));
+    with(object, "/status/availableReplicas", json!(3))
+}
+
+#[tokio::test]
+async fn on_delete_statefulset_passes_when_all_updated() {
+    let api = FakeApi::start().await;
+    // Under OnDelete the controller leaves currentRevision behind, so the revisions differ.
+    api.add([on_delete(3)]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", POSTGRES_STATEFULSET).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn on_delete_statefulset_fails_with_old_pods() {
+    let api = FakeApi::start().await;
+    api.add([on_delete(1)]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", POSTGRES_STATEFULSET).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutInProgress);
+    assert!(
+        outcome
+            .message
+            .contains("OnDelete strategy replaces a pod only when it is deleted"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn statefulset_unready_replica_fails() {
+    let api = FakeApi::start().await;
+    api.add([with(
+        shape("statefulset-complete.json"),
+        "/status/readyReplicas",
+        json!(2),
+    )]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_workload", POSTGRES_STATEFULSET).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ReplicasNotReady);
+}
+
+// --- kubernetes_workload: DaemonSet -------------------------------------------------------
+
+fn daemon_set(updated: i64, available: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "node-agent", "namespace": "shop", "generation": 3},
+        "spec": {
+            "selector": {"matchLabels": {"app": "node-agent"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"app": "node-agent"}}, "spec": {"containers": [{"name": "agent", "image": "registry.example.com/agent:3.1"}]}}
+        },
+        "status": {
+            "observedGeneration": 3,
+            "currentNumberScheduled": 4,
+            "desiredNumberScheduled": 4,
+            "numberMisscheduled": 0,
+            "numberReady": available,
+            "numberAvailable": available,
+            "updatedNumberScheduled": updated
+        }
+    })
+}
+
+#[tokio::test]
+async fn complete_daemonset_passes() {
+    let api = FakeApi::start().await;
+    api.add([daemon_set(4, 4)]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nkind: daemonset\nname: node-agent",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn daemonset_partly_updated_fails() {
+    let api = FakeApi::start().await;
+    api.add([daemon_set(2, 4)]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nkind: daemonset\nname: node-agent",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::RolloutInProgress);
+    assert!(
+        outcome.message.contains("2 of 4 replicas updated"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn daemonset_unavailable_pods_fail() {
+    let api = FakeApi::start().await;
+    api.add([daemon_set(4, 3)]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nkind: daemonset\nname: node-agent",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ReplicasNotReady);
+}
+
+// --- kubernetes_workload: expected image --------------------------------------------------
+
+#[tokio::test]
+async fn expected_tag_passes_when_running() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nkind: deployment\nname: api\nexpect_image: {container: api, tag: 1.4.2}",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn other_tag_fails_image_mismatch() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        "namespace: shop\nkind: deployment\nname: api\nexpect_image: {tag: 1.5.0}",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ImageMismatch);
+    assert!(
+        outcome.message.contains(
+            "expected tag `1.5.0`, but container `api` runs `registry.example.com/shop/api:1.4.2`"
+        ),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn expected_digest_compares_pinned_reference() {
+    let api = FakeApi::start().await;
+    let digest = format!("sha256:{}", "c".repeat(64));
+    api.add([with(
+        complete_deployment(),
+        "/spec/template/spec/containers/0/image",
+        json!(format!("registry.example.com/shop/api@{digest}")),
+    )]);
+
+    let (passing, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        &format!(
+            "namespace: shop\nkind: deployment\nname: api\nexpect_image: {{digest: '{digest}'}}"
+        ),
+    )
+    .await;
+    let (failing, _) = run_check(
+        &api,
+        "kubernetes_workload",
+        &format!(
+            "namespace: shop\nkind: deployment\nname: api\nexpect_image: {{digest: 'sha256:{}'}}",
+            "d".repeat(64)
+        ),
+    )
+    .await;
+
+    assert_outcome(&passing, Status::Pass, Reason::Ok);
+    assert_outcome(&failing, Status::Fail, Reason::ImageMismatch);
+}
+
+// --- the local API server against kubectl -------------------------------------------------
+
+fn kubectl(api: &FakeApi, cache: &std::path::Path, args: &[&str]) -> std::process::Output {
+    run(Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&api.kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_api_server_matches_kubectl() {
+    if require_tools("local_api_server_matches_kubectl", &["kubectl"]).is_none() {
+        return;
+    }
+    let api = FakeApi::start().await;
+    api.add([
+        complete_deployment(),
+        shape("deployment-progress-deadline-exceeded.json"),
+    ]);
+    api.add([
+        shape("pod-restricted.json"),
+        shape("pod-root-no-securitycontext.json"),
+    ]);
+    api.forbid("list", "secrets", Some("shop"));
+    // kubectl asks whether the namespace exists before it reports a missing object.
+    api.add([json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})]);
+    let cache = tempfile::tempdir().unwrap();
+
+    // Plain JSON list, read back into typed objects by kubectl.
+    let output = kubectl(
+        &api,
+        cache.path(),
+        &["get", "deployments", "-n", "shop", "-o", "json"],
+    );
+    assert_success(
+        &format!("kubectl get deployments ({:?})", api.requests()),
+        &output,
+    );
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api", "checkout"]);
+
+    // Label selector.
+    let output = kubectl(
+        &api,
+        cache.path(),
+        &[
+            "get",
+            "deployments",
+            "-n",
+            "shop",
+            "-l",
+            "app.kubernetes.io/name=checkout",
+            "-o",
+            "name",
+        ],
+    );
+    assert_success("kubectl get -l", &output);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "deployment.apps/checkout\n"
+    );
+
+    // Pagination: kubectl follows the continue token page by page.
+    let output = kubectl(
+        &api,
+        cache.path(),
+        &["get", "pods", "-n", "shop", "--chunk-size=1", "-o", "name"],
+    );
+    assert_success("kubectl get --chunk-size=1", &output);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "pod/api-7dfc8c89b5-42xvk\npod/legacy-app-7c56cd65dc-2lcxf\n"
+    );
+    assert!(api
+        .requests()
+        .iter()
+        .any(|request| request.path == "/api/v1/namespaces/shop/pods"
+            && request.query.get("continue").map(String::as_str) == Some("offset-1")));
+
+    // Get by name, and a missing object.
+    let output = kubectl(
+        &api,
+        cache.path(),
+        &[
+            "get",
+            "deployment",
+            "api",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ],
+    );
+    assert_success("kubectl get deployment api", &output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "3");
+    let output = kubectl(
+        &api,
+        cache.path(),
+        &["get", "deployment", "missing", "-n", "shop"],
+    );
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("Error from server (NotFound): deployments.apps \"missing\" not found"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // 403 Status object.
+    let output = kubectl(
+        &api,
+        cache.path(),
+        &["get", "secrets", "-n", "shop", "-o", "name"],
+    );
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Error from server (Forbidden): secrets is forbidden: User \"system:serviceaccount:readiness:readiness-exporter\" cannot list resource \"secrets\" in API group \"\" in the namespace \"shop\""),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A CRD that is not installed is absent from discovery.
+    let output = kubectl(
+        &api,
+        cache.path(),
+        &["get", "vulnerabilityreports", "-n", "shop"],
+    );
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("the server doesn't have a resource type \"vulnerabilityreports\""),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    api.install_crds();
+    let output = kubectl(
+        &api,
+        cache.path(),
+        &[
+            "get",
+            "vulnerabilityreports",
+            "-n",
+            "shop",
+            "-o",
+            "json",
+            "--cache-dir",
+            cache.path().join("after").to_str().unwrap(),
+        ],
+    );
+    assert_success("kubectl get vulnerabilityreports after install", &output);
+}
