@@ -196,6 +196,8 @@ reasons! {
     ReplicasNotReady => "replicas_not_ready",
     /// The pod template does not run the expected image tag or digest.
     ImageMismatch => "image_mismatch",
+    /// A container's effective security context violates a least-privilege rule.
+    PodSecurityViolation => "pod_security_violation",
 }
 
 impl fmt::Display for Reason {
@@ -342,6 +344,8 @@ pub enum Kind {
     EfMigrations(postgres::migrations::MigrationsCheck),
     /// Deployments, StatefulSets or DaemonSets rolled out and available.
     KubernetesWorkload(kubernetes::workload::WorkloadCheck),
+    /// Least-privilege security contexts of the selected pods.
+    KubernetesPodSecurity(kubernetes::pod_security::PodSecurityCheck),
 }
 
 impl Kind {
@@ -359,6 +363,7 @@ impl Kind {
             Kind::PostgresQuery(_) => "postgres_query",
             Kind::EfMigrations(_) => "ef_migrations",
             Kind::KubernetesWorkload(_) => "kubernetes_workload",
+            Kind::KubernetesPodSecurity(_) => "kubernetes_pod_security",
         }
     }
 
@@ -376,6 +381,7 @@ impl Kind {
             Kind::PostgresQuery(check) => check.run(timeout).await,
             Kind::EfMigrations(check) => check.run(timeout).await,
             Kind::KubernetesWorkload(check) => check.run().await,
+            Kind::KubernetesPodSecurity(check) => check.run().await,
         }
     }
 }
@@ -392,6 +398,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(postgres::query::MEASURES);
     families.extend_from_slice(postgres::migrations::MEASURES);
     families.extend_from_slice(kubernetes::workload::MEASURES);
+    families.extend_from_slice(kubernetes::pod_security::MEASURES);
     families
 }
 

@@ -739,6 +739,10 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     if let Some(spec) = raw.kubernetes_workload.take() {
         return kubernetes::workload::WorkloadCheck::build(spec, ctx).map(Kind::KubernetesWorkload);
     }
+    if let Some(spec) = raw.kubernetes_pod_security.take() {
+        return kubernetes::pod_security::PodSecurityCheck::build(spec, ctx)
+            .map(Kind::KubernetesPodSecurity);
+    }
     None
 }
 

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::check::kubernetes::pod_security;
 use crate::check::kubernetes::workload;
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
 use crate::check::{cors, http, signoff};
@@ -42,6 +43,7 @@ pub struct RawCheck {
     pub postgres_query: Option<query::QuerySpec>,
     pub ef_migrations: Option<migrations::MigrationsSpec>,
     pub kubernetes_workload: Option<workload::WorkloadSpec>,
+    pub kubernetes_pod_security: Option<pod_security::PodSecuritySpec>,
 }
 
 impl RawCheck {
@@ -75,6 +77,9 @@ impl RawCheck {
         if self.kubernetes_workload.is_some() {
             kinds.push("kubernetes_workload");
         }
+        if self.kubernetes_pod_security.is_some() {
+            kinds.push("kubernetes_pod_security");
+        }
         kinds
     }
 }
@@ -90,4 +95,5 @@ pub const KIND_NAMES: &[&str] = &[
     "postgres_query",
     "ef_migrations",
     "kubernetes_workload",
+    "kubernetes_pod_security",
 ];

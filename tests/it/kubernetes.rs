@@ -989,3 +989,354 @@ async fn local_api_server_matches_kubectl() {
     );
     assert_success("kubectl get vulnerabilityreports after install", &output);
 }
+
+// --- kubernetes_pod_security ----------------------------------------------------------------
+
+fn restricted_pod() -> Value {
+    shape("pod-restricted.json")
+}
+
+const SHOP_PODS: &str = "namespaces: [shop]";
+
+/// Each rule with a change to the restricted pod that violates that rule alone.
+fn rule_violations() -> Vec<(&'static str, Value)> {
+    let pod = restricted_pod;
+    vec![
+        (
+            "run_as_non_root",
+            with(pod(), "/spec/securityContext/runAsNonRoot", json!(false))
+                .pipe(|p| without(p, "/spec/securityContext", "runAsUser")),
+        ),
+        (
+            "no_privilege_escalation",
+            with(
+                pod(),
+                "/spec/containers/0/securityContext/allowPrivilegeEscalation",
+                json!(true),
+            ),
+        ),
+        ("not_privileged", {
+            let mut p = pod();
+            p["spec"]["containers"][0]["securityContext"]["privileged"] = json!(true);
+            p
+        }),
+        (
+            "read_only_root_filesystem",
+            without(
+                pod(),
+                "/spec/containers/0/securityContext",
+                "readOnlyRootFilesystem",
+            ),
+        ),
+        (
+            "drop_all_capabilities",
+            with(
+                pod(),
+                "/spec/containers/0/securityContext/capabilities",
+                json!({"drop": ["NET_RAW"]}),
+            ),
+        ),
+        (
+            "seccomp_profile",
+            with(
+                pod(),
+                "/spec/securityContext/seccompProfile",
+                json!({"type": "Unconfined"}),
+            ),
+        ),
+        ("no_host_namespaces", {
+            let mut p = pod();
+            p["spec"]["hostNetwork"] = json!(true);
+            p
+        }),
+    ]
+}
+
+trait Pipe: Sized {
+    fn pipe(self, f: impl FnOnce(Self) -> Self) -> Self {
+        f(self)
+    }
+}
+
+impl Pipe for Value {}
+
+#[tokio::test]
+async fn restricted_pod_passes_every_rule() {
+    let api = FakeApi::start().await;
+    api.add([restricted_pod()]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_pod_security", SHOP_PODS).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert!(
+        outcome
+            .message
+            .contains("every container of 1 pod(s) follows the 7 enabled rule(s)"),
+        "{}",
+        outcome.message
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_pod_security_violations{check=\"k8s\",rule=\"run_as_non_root\"} 0.0",
+    );
+    let list = api
+        .requests()
+        .into_iter()
+        .find(|request| request.path == "/api/v1/namespaces/shop/pods")
+        .unwrap();
+    assert_eq!(
+        list.query.get("fieldSelector").map(String::as_str),
+        Some("status.phase!=Succeeded,status.phase!=Failed")
+    );
+}
+
+#[tokio::test]
+async fn each_rule_fails_its_violation() {
+    for (rule, pod) in rule_violations() {
+        let api = FakeApi::start().await;
+        api.add([pod]);
+
+        let (outcome, metrics) = run_check(&api, "kubernetes_pod_security", SHOP_PODS).await;
+
+        assert_outcome(&outcome, Status::Fail, Reason::PodSecurityViolation);
+        assert!(
+            outcome
+                .message
+                .contains(&format!("shop/api container `app`: {rule}")),
+            "{rule}: {}",
+            outcome.message
+        );
+        assert_metric(
+            &metrics,
+            &format!(
+                "readiness_kubernetes_pod_security_violations{{check=\"k8s\",rule=\"{rule}\"}} 1.0"
+            ),
+        );
+        for other in rule_violations()
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| *name != rule)
+        {
+            assert_metric(
+                &metrics,
+                &format!("readiness_kubernetes_pod_security_violations{{check=\"k8s\",rule=\"{other}\"}} 0.0"),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn switched_off_rule_passes_its_violation() {
+    for (rule, pod) in rule_violations() {
+        let api = FakeApi::start().await;
+        api.add([pod]);
+
+        let (outcome, metrics) = run_check(
+            &api,
+            "kubernetes_pod_security",
+            &format!("namespaces: [shop]\nrules: {{{rule}: false}}"),
+        )
+        .await;
+
+        assert_outcome(&outcome, Status::Pass, Reason::Ok);
+        assert!(
+            !metrics.contains(&format!("rule=\"{rule}\"")),
+            "{rule} exported although switched off:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn container_context_overrides_pod_context() {
+    let api = FakeApi::start().await;
+    // The pod says non-root, the container runs as UID 0.
+    let mut root = restricted_pod();
+    root["spec"]["containers"][0]["securityContext"]["runAsUser"] = json!(0);
+    // The pod's profile is Unconfined, the container's own RuntimeDefault takes precedence.
+    let seccomp = with(
+        with(
+            restricted_pod(),
+            "/spec/securityContext/seccompProfile",
+            json!({"type": "Unconfined"}),
+        ),
+        "/metadata/name",
+        json!("web-5d8f7c9b4-abcde"),
+    );
+    let mut seccomp = with(
+        seccomp,
+        "/metadata/ownerReferences/0/name",
+        json!("web-5d8f7c9b4"),
+    );
+    seccomp["spec"]["containers"][0]["securityContext"]["seccompProfile"] =
+        json!({"type": "RuntimeDefault"});
+    // The pod sets no runAsNonRoot, the container sets a non-zero user.
+    let mut user = without(
+        without(restricted_pod(), "/spec/securityContext", "runAsNonRoot"),
+        "/spec/securityContext",
+        "runAsUser",
+    );
+    user["metadata"]["name"] = json!("worker-6c7d8e9f0-fghij");
+    user["metadata"]["ownerReferences"][0]["name"] = json!("worker-6c7d8e9f0");
+    user["spec"]["containers"][0]["securityContext"]["runAsUser"] = json!(1000);
+    api.add([root, seccomp, user]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_pod_security", SHOP_PODS).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::PodSecurityViolation);
+    assert_eq!(
+        outcome.message,
+        "1 container(s) violate least-privilege rules: shop/api container `app`: run_as_non_root"
+    );
+}
+
+#[tokio::test]
+async fn message_names_every_offending_container() {
+    let api = FakeApi::start().await;
+    let mut legacy = shape("pod-root-no-securitycontext.json");
+    legacy["spec"]["initContainers"] =
+        json!([{"name": "migrate", "image": "registry.example.com/shop/migrate:1"}]);
+    api.add([restricted_pod(), legacy]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_pod_security", SHOP_PODS).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::PodSecurityViolation);
+    let expected_rules = "run_as_non_root, no_privilege_escalation, read_only_root_filesystem, drop_all_capabilities, seccomp_profile";
+    assert_eq!(
+        outcome.message,
+        format!("2 container(s) violate least-privilege rules: shop/legacy-app container `app`: {expected_rules}; shop/legacy-app container `migrate`: {expected_rules}")
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_pod_security_violations{check=\"k8s\",rule=\"seccomp_profile\"} 2.0",
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_pod_security_violations{check=\"k8s\",rule=\"not_privileged\"} 0.0",
+    );
+}
+
+fn legacy_exemption(expires: &str) -> String {
+    format!(
+        "namespaces: [shop]\nexemptions:\n  - workload: legacy-app\n    container: app\n    reason: vendor image writes to its root filesystem until release 3\n    expires: \"{expires}\""
+    )
+}
+
+#[tokio::test]
+async fn current_exemption_excuses_container() {
+    let api = FakeApi::start().await;
+    api.add([shape("pod-root-no-securitycontext.json")]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_pod_security",
+        &legacy_exemption("2999-01-01T00:00:00Z"),
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert!(
+        outcome.message.contains("1 container(s) with exempt rules"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn expired_exemption_no_longer_applies() {
+    let api = FakeApi::start().await;
+    api.add([shape("pod-root-no-securitycontext.json")]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_pod_security",
+        &legacy_exemption("2020-01-01T00:00:00Z"),
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::PodSecurityViolation);
+    assert!(
+        outcome
+            .message
+            .contains("expired exemptions no longer apply to shop/legacy-app container `app`"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn exemption_for_one_rule_keeps_others() {
+    let api = FakeApi::start().await;
+    api.add([shape("pod-root-no-securitycontext.json")]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_pod_security",
+        "namespaces: [shop]\nexemptions:\n  - workload: legacy-app\n    rules: [read_only_root_filesystem]\n    reason: writes a cache\n    expires: \"2999-01-01T00:00:00Z\"",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::PodSecurityViolation);
+    assert!(
+        outcome.message.contains("shop/legacy-app container `app`: run_as_non_root, no_privilege_escalation, drop_all_capabilities, seccomp_profile"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn completed_pods_are_not_evaluated() {
+    let api = FakeApi::start().await;
+    let mut finished = shape("pod-root-no-securitycontext.json");
+    finished["status"]["phase"] = json!("Succeeded");
+    api.add([restricted_pod(), finished]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_pod_security", SHOP_PODS).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn no_selected_pods_fails_not_found() {
+    let api = FakeApi::start().await;
+    api.add([restricted_pod()]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_pod_security",
+        "namespaces: [shop]\nselector: app.kubernetes.io/name=web",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ObjectNotFound);
+}
+
+#[tokio::test]
+async fn forbidden_pod_list_is_error() {
+    let api = FakeApi::start().await;
+    api.add([restricted_pod()]);
+    api.forbid("list", "pods", Some("shop"));
+
+    let (outcome, _) = run_check(&api, "kubernetes_pod_security", SHOP_PODS).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome
+            .message
+            .contains("may not list pods in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[test]
+fn pod_security_config_problems_are_reported() {
+    let problems = config_problems(
+        "checks:\n  - id: k8s\n    title: t\n    section: s\n    severity: critical\n    kubernetes_pod_security:\n      namespaces: [shop]\n      exemptions:\n        - {workload: legacy, reason: '', expires: tomorrow}\n",
+    );
+    let text = problems.join("\n");
+    assert!(
+        text.contains("exemptions[0].reason`: reason is empty"),
+        "{text}"
+    );
+    assert!(text.contains("invalid timestamp `tomorrow`"), "{text}");
+}
