@@ -198,6 +198,10 @@ reasons! {
     ImageMismatch => "image_mismatch",
     /// A container's effective security context violates a least-privilege rule.
     PodSecurityViolation => "pod_security_violation",
+    /// A namespace has no default-deny NetworkPolicy for a required direction.
+    DefaultDenyMissing => "default_deny_missing",
+    /// A running pod is selected by no NetworkPolicy.
+    PodNotSelected => "pod_not_selected",
 }
 
 impl fmt::Display for Reason {
@@ -346,6 +350,8 @@ pub enum Kind {
     KubernetesWorkload(kubernetes::workload::WorkloadCheck),
     /// Least-privilege security contexts of the selected pods.
     KubernetesPodSecurity(kubernetes::pod_security::PodSecurityCheck),
+    /// Default-deny NetworkPolicies and pods selected by a policy.
+    KubernetesNetworkPolicy(kubernetes::network_policy::NetworkPolicyCheck),
 }
 
 impl Kind {
@@ -364,6 +370,7 @@ impl Kind {
             Kind::EfMigrations(_) => "ef_migrations",
             Kind::KubernetesWorkload(_) => "kubernetes_workload",
             Kind::KubernetesPodSecurity(_) => "kubernetes_pod_security",
+            Kind::KubernetesNetworkPolicy(_) => "kubernetes_network_policy",
         }
     }
 
@@ -382,6 +389,7 @@ impl Kind {
             Kind::EfMigrations(check) => check.run(timeout).await,
             Kind::KubernetesWorkload(check) => check.run().await,
             Kind::KubernetesPodSecurity(check) => check.run().await,
+            Kind::KubernetesNetworkPolicy(check) => check.run().await,
         }
     }
 }
@@ -399,6 +407,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(postgres::migrations::MEASURES);
     families.extend_from_slice(kubernetes::workload::MEASURES);
     families.extend_from_slice(kubernetes::pod_security::MEASURES);
+    families.extend_from_slice(kubernetes::network_policy::MEASURES);
     families
 }
 

@@ -743,6 +743,10 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
         return kubernetes::pod_security::PodSecurityCheck::build(spec, ctx)
             .map(Kind::KubernetesPodSecurity);
     }
+    if let Some(spec) = raw.kubernetes_network_policy.take() {
+        return kubernetes::network_policy::NetworkPolicyCheck::build(spec, ctx)
+            .map(Kind::KubernetesNetworkPolicy);
+    }
     None
 }
 

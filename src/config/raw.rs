@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::check::kubernetes::network_policy;
 use crate::check::kubernetes::pod_security;
 use crate::check::kubernetes::workload;
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
@@ -44,6 +45,7 @@ pub struct RawCheck {
     pub ef_migrations: Option<migrations::MigrationsSpec>,
     pub kubernetes_workload: Option<workload::WorkloadSpec>,
     pub kubernetes_pod_security: Option<pod_security::PodSecuritySpec>,
+    pub kubernetes_network_policy: Option<network_policy::NetworkPolicySpec>,
 }
 
 impl RawCheck {
@@ -80,6 +82,9 @@ impl RawCheck {
         if self.kubernetes_pod_security.is_some() {
             kinds.push("kubernetes_pod_security");
         }
+        if self.kubernetes_network_policy.is_some() {
+            kinds.push("kubernetes_network_policy");
+        }
         kinds
     }
 }
@@ -96,4 +101,5 @@ pub const KIND_NAMES: &[&str] = &[
     "ef_migrations",
     "kubernetes_workload",
     "kubernetes_pod_security",
+    "kubernetes_network_policy",
 ];

@@ -1340,3 +1340,265 @@ fn pod_security_config_problems_are_reported() {
     );
     assert!(text.contains("invalid timestamp `tomorrow`"), "{text}");
 }
+
+// --- kubernetes_network_policy --------------------------------------------------------------
+
+fn policy(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": spec
+    })
+}
+
+fn running_pod(name: &str, labels: Value) -> Value {
+    let mut pod = restricted_pod();
+    pod["metadata"]["name"] = json!(name);
+    pod["metadata"]["labels"] = labels;
+    pod
+}
+
+#[tokio::test]
+async fn default_deny_with_allow_passes() {
+    let api = FakeApi::start().await;
+    api.add_file(
+        &shared_dir().join("api-shapes/kubernetes/networkpolicy-list-default-deny-plus-allow.json"),
+    );
+    api.add([restricted_pod()]);
+
+    let (outcome, metrics) = run_check(
+        &api,
+        "kubernetes_network_policy",
+        "namespaces: [shop]\nrequire_default_deny_egress: true",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_eq!(
+        outcome.message,
+        "default-deny ingress and egress policies, every running pod selected by a policy in shop"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_network_policy_unselected_pods{check=\"k8s\",namespace=\"shop\"} 0.0",
+    );
+}
+
+#[tokio::test]
+async fn namespace_without_policies_fails() {
+    let api = FakeApi::start().await;
+    api.add_file(&shared_dir().join("api-shapes/kubernetes/networkpolicy-list-empty.json"));
+    api.add([restricted_pod()]);
+
+    let (outcome, metrics) =
+        run_check(&api, "kubernetes_network_policy", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::DefaultDenyMissing);
+    assert_eq!(
+        outcome.message,
+        "`shop` has no default-deny ingress policy; 1 pod(s) in `shop` selected by no policy: api-7dfc8c89b5-42xvk"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_network_policy_unselected_pods{check=\"k8s\",namespace=\"shop\"} 1.0",
+    );
+}
+
+#[tokio::test]
+async fn allow_all_policy_is_not_default_deny() {
+    let api = FakeApi::start().await;
+    // An empty ingress rule allows all traffic, although the selector selects every pod.
+    api.add([policy(
+        "allow-all",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]}),
+    )]);
+    api.add([restricted_pod()]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_network_policy", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::DefaultDenyMissing);
+}
+
+#[tokio::test]
+async fn ingress_only_deny_fails_egress_requirement() {
+    let api = FakeApi::start().await;
+    // Without policyTypes a policy without egress rules applies to ingress only.
+    api.add([policy("default-deny", json!({"podSelector": {}}))]);
+    api.add([restricted_pod()]);
+
+    let (ingress, _) = run_check(&api, "kubernetes_network_policy", "namespaces: [shop]").await;
+    let (egress, _) = run_check(
+        &api,
+        "kubernetes_network_policy",
+        "namespaces: [shop]\nrequire_default_deny_egress: true",
+    )
+    .await;
+
+    assert_outcome(&ingress, Status::Pass, Reason::Ok);
+    assert_outcome(&egress, Status::Fail, Reason::DefaultDenyMissing);
+    assert_eq!(egress.message, "`shop` has no default-deny egress policy");
+}
+
+#[tokio::test]
+async fn pod_selected_by_no_policy_fails() {
+    let api = FakeApi::start().await;
+    // The default deny lives in another namespace, so in `shop` only the api policy selects.
+    let mut other = policy(
+        "default-deny",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    );
+    other["metadata"]["namespace"] = json!("other");
+    api.add([
+        other,
+        policy("default-deny-by-label", json!({"podSelector": {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "Exists"}]}, "policyTypes": ["Ingress"]})),
+        policy("api", json!({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "api"}}, "ingress": [{}]})),
+        running_pod("api-1", json!({"app.kubernetes.io/name": "api"})),
+        running_pod("debug", json!({"purpose": "debugging"})),
+    ]);
+
+    let (outcome, metrics) =
+        run_check(&api, "kubernetes_network_policy", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::DefaultDenyMissing);
+    assert!(
+        outcome
+            .message
+            .contains("1 pod(s) in `shop` selected by no policy: debug"),
+        "{}",
+        outcome.message
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_network_policy_unselected_pods{check=\"k8s\",namespace=\"shop\"} 1.0",
+    );
+}
+
+#[tokio::test]
+async fn unselected_pod_fails_with_default_deny_elsewhere() {
+    let api = FakeApi::start().await;
+    api.add([
+        policy(
+            "deny-labelled",
+            json!({"podSelector": {"matchLabels": {"tier": "web"}}, "policyTypes": ["Ingress"]}),
+        ),
+        policy(
+            "default-deny",
+            json!({"podSelector": {}, "policyTypes": ["Egress"]}),
+        ),
+        running_pod("web-1", json!({"tier": "web"})),
+        running_pod("batch-1", json!({"tier": "batch"})),
+    ]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_network_policy",
+        "namespaces: [shop]\nrequire_default_deny_egress: true\nrequire_every_pod_selected: true",
+    )
+    .await;
+
+    // The egress default deny selects every pod, but no ingress default deny exists.
+    assert_outcome(&outcome, Status::Fail, Reason::DefaultDenyMissing);
+    assert_eq!(outcome.message, "`shop` has no default-deny ingress policy");
+}
+
+#[tokio::test]
+async fn pod_coverage_fails_without_match() {
+    let api = FakeApi::start().await;
+    api.add([
+        policy(
+            "default-deny",
+            json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+        ),
+        running_pod("web-1", json!({"tier": "web"})),
+    ]);
+    // A policy with a selector matching nothing in the namespace of the second check.
+    let mut lonely = policy(
+        "web-only",
+        json!({"podSelector": {"matchLabels": {"tier": "web"}}, "policyTypes": ["Ingress"]}),
+    );
+    lonely["metadata"]["namespace"] = json!("batch");
+    let mut batch_deny = policy(
+        "default-deny",
+        json!({"podSelector": {"matchLabels": {"tier": "none"}}, "policyTypes": ["Ingress"]}),
+    );
+    batch_deny["metadata"]["namespace"] = json!("batch");
+    let mut batch_pod = running_pod("batch-1", json!({"tier": "batch"}));
+    batch_pod["metadata"]["namespace"] = json!("batch");
+    api.add([lonely, batch_deny, batch_pod]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_network_policy",
+        "namespaces: [shop, batch]",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::DefaultDenyMissing);
+    assert_eq!(
+        outcome.message,
+        "`batch` has no default-deny ingress policy; 1 pod(s) in `batch` selected by no policy: batch-1"
+    );
+}
+
+#[tokio::test]
+async fn only_unselected_pods_fail_pod_not_selected() {
+    let api = FakeApi::start().await;
+    api.add([
+        policy(
+            "default-deny",
+            json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+        ),
+        running_pod("web-1", json!({"tier": "web"})),
+    ]);
+    let mut batch_deny = policy(
+        "default-deny",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    );
+    batch_deny["metadata"]["namespace"] = json!("batch");
+    api.add([batch_deny]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_network_policy",
+        "namespaces: [shop, batch]",
+    )
+    .await;
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+
+    // Without the default-deny requirement, coverage alone decides.
+    let api = FakeApi::start().await;
+    api.add([
+        policy("web", json!({"podSelector": {"matchLabels": {"tier": "web"}}, "policyTypes": ["Ingress"], "ingress": [{}]})),
+        running_pod("web-1", json!({"tier": "web"})),
+        running_pod("debug", json!({"purpose": "debugging"})),
+    ]);
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_network_policy",
+        "namespaces: [shop]\nrequire_default_deny_ingress: false",
+    )
+    .await;
+    assert_outcome(&outcome, Status::Fail, Reason::PodNotSelected);
+    assert_eq!(
+        outcome.message,
+        "1 pod(s) in `shop` selected by no policy: debug"
+    );
+}
+
+#[tokio::test]
+async fn forbidden_policy_list_is_error() {
+    let api = FakeApi::start().await;
+    api.forbid("list", "networkpolicies", Some("shop"));
+
+    let (outcome, _) = run_check(&api, "kubernetes_network_policy", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome
+            .message
+            .contains("may not list networkpolicies.networking.k8s.io in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+}
