@@ -202,6 +202,16 @@ reasons! {
     DefaultDenyMissing => "default_deny_missing",
     /// A running pod is selected by no NetworkPolicy.
     PodNotSelected => "pod_not_selected",
+    /// An Ingress host has no TLS entry, or its entry names no Secret.
+    TlsNotConfigured => "tls_not_configured",
+    /// A TLS Secret is missing, not of type `kubernetes.io/tls`, or holds no usable certificate.
+    TlsSecretInvalid => "tls_secret_invalid",
+    /// A certificate has expired or is not valid yet.
+    CertificateExpired => "certificate_expired",
+    /// A certificate expires within the configured minimum validity.
+    CertificateExpiresSoon => "certificate_expires_soon",
+    /// A certificate does not name a host it is served for.
+    CertificateHostMismatch => "certificate_host_mismatch",
 }
 
 impl fmt::Display for Reason {
@@ -352,6 +362,8 @@ pub enum Kind {
     KubernetesPodSecurity(kubernetes::pod_security::PodSecurityCheck),
     /// Default-deny NetworkPolicies and pods selected by a policy.
     KubernetesNetworkPolicy(kubernetes::network_policy::NetworkPolicyCheck),
+    /// Ingress hosts served with TLS from valid Secrets.
+    KubernetesIngressTls(kubernetes::ingress_tls::IngressTlsCheck),
 }
 
 impl Kind {
@@ -371,6 +383,7 @@ impl Kind {
             Kind::KubernetesWorkload(_) => "kubernetes_workload",
             Kind::KubernetesPodSecurity(_) => "kubernetes_pod_security",
             Kind::KubernetesNetworkPolicy(_) => "kubernetes_network_policy",
+            Kind::KubernetesIngressTls(_) => "kubernetes_ingress_tls",
         }
     }
 
@@ -390,6 +403,7 @@ impl Kind {
             Kind::KubernetesWorkload(check) => check.run().await,
             Kind::KubernetesPodSecurity(check) => check.run().await,
             Kind::KubernetesNetworkPolicy(check) => check.run().await,
+            Kind::KubernetesIngressTls(check) => check.run().await,
         }
     }
 }
@@ -408,6 +422,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(kubernetes::workload::MEASURES);
     families.extend_from_slice(kubernetes::pod_security::MEASURES);
     families.extend_from_slice(kubernetes::network_policy::MEASURES);
+    families.extend_from_slice(kubernetes::ingress_tls::MEASURES);
     families
 }
 

@@ -747,6 +747,10 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
         return kubernetes::network_policy::NetworkPolicyCheck::build(spec, ctx)
             .map(Kind::KubernetesNetworkPolicy);
     }
+    if let Some(spec) = raw.kubernetes_ingress_tls.take() {
+        return kubernetes::ingress_tls::IngressTlsCheck::build(spec, ctx)
+            .map(Kind::KubernetesIngressTls);
+    }
     None
 }
 

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::check::kubernetes::ingress_tls;
 use crate::check::kubernetes::network_policy;
 use crate::check::kubernetes::pod_security;
 use crate::check::kubernetes::workload;
@@ -46,6 +47,7 @@ pub struct RawCheck {
     pub kubernetes_workload: Option<workload::WorkloadSpec>,
     pub kubernetes_pod_security: Option<pod_security::PodSecuritySpec>,
     pub kubernetes_network_policy: Option<network_policy::NetworkPolicySpec>,
+    pub kubernetes_ingress_tls: Option<ingress_tls::IngressTlsSpec>,
 }
 
 impl RawCheck {
@@ -85,6 +87,9 @@ impl RawCheck {
         if self.kubernetes_network_policy.is_some() {
             kinds.push("kubernetes_network_policy");
         }
+        if self.kubernetes_ingress_tls.is_some() {
+            kinds.push("kubernetes_ingress_tls");
+        }
         kinds
     }
 }
@@ -102,4 +107,5 @@ pub const KIND_NAMES: &[&str] = &[
     "kubernetes_workload",
     "kubernetes_pod_security",
     "kubernetes_network_policy",
+    "kubernetes_ingress_tls",
 ];

@@ -128,7 +128,14 @@ async fn forbidden_get_names_verb_resource_namespace() {
     assert!(
         outcome
             .message
-            .contains("may not get deployments.apps in namespace `shop`"),
+            .contains("may not get deployments.apps `api` in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+    assert!(
+        outcome
+            .message
+            .contains("grant `get` on `deployments.apps` with resourceNames [api]"),
         "{}",
         outcome.message
     );
@@ -1601,4 +1608,256 @@ async fn forbidden_policy_list_is_error() {
         "{}",
         outcome.message
     );
+}
+
+// --- kubernetes_ingress_tls -----------------------------------------------------------------
+
+fn tls_secret(name: &str, leaf: &crate::support::TestLeaf) -> Value {
+    use base64::Engine;
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": "shop"},
+        "data": {"tls.crt": encode(&leaf.cert_pem), "tls.key": encode(&leaf.key_pem)}
+    })
+}
+
+fn ingress_ca() -> crate::support::TestCa {
+    crate::support::init();
+    crate::support::TestCa::new("ingress CA")
+}
+
+const SHOP_INGRESSES: &str = "namespaces: [shop]";
+
+#[tokio::test]
+async fn ingress_with_valid_secret_passes() {
+    let api = FakeApi::start().await;
+    let leaf = ingress_ca().valid_leaf(&["api.example.com"]);
+    api.add([
+        shape("ingress-tls.json"),
+        tls_secret("api-example-com-tls", &leaf),
+    ]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert!(
+        outcome
+            .message
+            .starts_with("1 host(s) of 1 Ingress(es) served with TLS"),
+        "{}",
+        outcome.message
+    );
+    assert!(
+        metrics.lines().any(|line| line.starts_with(
+            "readiness_kubernetes_ingress_certificate_not_after_timestamp_seconds{check=\"k8s\",ingress=\"shop/api\",secret=\"api-example-com-tls\"} "
+        )),
+        "{metrics}"
+    );
+    assert!(!outcome.message.contains("BEGIN"), "{}", outcome.message);
+    assert!(
+        api.requests()
+            .iter()
+            .any(|request| request.path == "/api/v1/namespaces/shop/secrets/api-example-com-tls"),
+        "the Secret is read by name"
+    );
+    assert!(
+        !api.requests()
+            .iter()
+            .any(|request| request.path == "/api/v1/namespaces/shop/secrets"),
+        "Secrets are never listed"
+    );
+}
+
+#[tokio::test]
+async fn host_without_tls_entry_fails() {
+    let api = FakeApi::start().await;
+    api.add([shape("ingress-no-tls.json")]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::TlsNotConfigured);
+    assert_eq!(
+        outcome.message,
+        "shop/api: host `api.example.com` has no TLS entry"
+    );
+}
+
+#[tokio::test]
+async fn tls_entry_without_secret_name_fails() {
+    let api = FakeApi::start().await;
+    api.add([with(
+        shape("ingress-tls.json"),
+        "/spec/tls/0",
+        json!({"hosts": ["api.example.com"]}),
+    )]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::TlsNotConfigured);
+    assert!(
+        outcome.message.contains("names no secretName"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn missing_secret_fails_invalid() {
+    let api = FakeApi::start().await;
+    api.add([shape("ingress-tls.json")]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::TlsSecretInvalid);
+    assert_eq!(
+        outcome.message,
+        "shop/api: Secret `api-example-com-tls` does not exist"
+    );
+}
+
+#[tokio::test]
+async fn opaque_secret_fails_invalid() {
+    let api = FakeApi::start().await;
+    let leaf = ingress_ca().valid_leaf(&["api.example.com"]);
+    api.add([
+        shape("ingress-tls.json"),
+        with(
+            tls_secret("api-example-com-tls", &leaf),
+            "/type",
+            json!("Opaque"),
+        ),
+    ]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::TlsSecretInvalid);
+    assert_eq!(
+        outcome.message,
+        "shop/api: Secret `api-example-com-tls` has type `Opaque`, not `kubernetes.io/tls`"
+    );
+}
+
+#[tokio::test]
+async fn expired_certificate_fails() {
+    let api = FakeApi::start().await;
+    let leaf = ingress_ca().leaf(
+        &["api.example.com"],
+        time::Duration::days(-90),
+        time::Duration::days(-1),
+    );
+    api.add([
+        shape("ingress-tls.json"),
+        tls_secret("api-example-com-tls", &leaf),
+    ]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::CertificateExpired);
+    assert!(
+        outcome
+            .message
+            .contains("the certificate in Secret `api-example-com-tls` expired at"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn certificate_expiring_soon_fails() {
+    let api = FakeApi::start().await;
+    let leaf = ingress_ca().leaf(
+        &["api.example.com"],
+        time::Duration::days(-80),
+        time::Duration::days(5),
+    );
+    api.add([
+        shape("ingress-tls.json"),
+        tls_secret("api-example-com-tls", &leaf),
+    ]);
+
+    let (soon, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+    let (relaxed, _) = run_check(
+        &api,
+        "kubernetes_ingress_tls",
+        "namespaces: [shop]\nmin_validity: 3d",
+    )
+    .await;
+
+    assert_outcome(&soon, Status::Fail, Reason::CertificateExpiresSoon);
+    assert!(
+        soon.message.contains("within the required 14days"),
+        "{}",
+        soon.message
+    );
+    assert_outcome(&relaxed, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn certificate_for_other_host_fails() {
+    let api = FakeApi::start().await;
+    let leaf = ingress_ca().valid_leaf(&["*.other.example.com"]);
+    api.add([
+        shape("ingress-tls.json"),
+        tls_secret("api-example-com-tls", &leaf),
+    ]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::CertificateHostMismatch);
+    assert!(
+        outcome
+            .message
+            .contains("does not name api.example.com (it names *.other.example.com)"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn forbidden_secret_get_is_error() {
+    let api = FakeApi::start().await;
+    let leaf = ingress_ca().valid_leaf(&["api.example.com"]);
+    api.add([
+        shape("ingress-tls.json"),
+        tls_secret("api-example-com-tls", &leaf),
+    ]);
+    api.forbid("get", "secrets", Some("shop"));
+
+    let (forbidden, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+    let (unread, _) = run_check(
+        &api,
+        "kubernetes_ingress_tls",
+        "namespaces: [shop]\nread_secrets: false",
+    )
+    .await;
+
+    assert_outcome(&forbidden, Status::Error, Reason::Forbidden);
+    assert!(
+        forbidden
+            .message
+            .contains("may not get secrets `api-example-com-tls` in namespace `shop`")
+            && forbidden
+                .message
+                .contains("grant `get` on `secrets` with resourceNames [api-example-com-tls]"),
+        "{}",
+        forbidden.message
+    );
+    assert_outcome(&unread, Status::Pass, Reason::Ok);
+    assert!(
+        unread.message.contains("(Secrets not read)"),
+        "{}",
+        unread.message
+    );
+}
+
+#[tokio::test]
+async fn no_ingress_fails_not_found() {
+    let api = FakeApi::start().await;
+
+    let (outcome, _) = run_check(&api, "kubernetes_ingress_tls", SHOP_INGRESSES).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ObjectNotFound);
 }

@@ -6,6 +6,7 @@
 //! resource and namespace the exporter lacks, and a 404 for a whole resource type (a CRD that
 //! is not installed) is an error saying so; neither ever counts as passing.
 
+pub mod ingress_tls;
 pub mod network_policy;
 pub mod pod_security;
 pub mod workload;
@@ -184,6 +185,7 @@ pub struct ApiCall {
     verb: &'static str,
     resource: String,
     namespace: Option<String>,
+    name: Option<String>,
 }
 
 impl ApiCall {
@@ -206,6 +208,20 @@ impl ApiCall {
             verb,
             resource,
             namespace: namespace.map(str::to_string),
+            name: None,
+        }
+    }
+
+    /// The same request for one object, for RBAC rules that list `resourceNames`.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    fn target(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{} `{name}`", self.resource),
+            None => self.resource.clone(),
         }
     }
 
@@ -219,7 +235,7 @@ impl ApiCall {
 
 impl fmt::Display for ApiCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.verb, self.resource, self.scope())
+        write!(f, "{} {} {}", self.verb, self.target(), self.scope())
     }
 }
 
@@ -269,8 +285,16 @@ fn status_error(call: &ApiCall, status: &kube::core::Status) -> Outcome {
         403 => Outcome::error(
             Reason::Forbidden,
             format!(
-                "forbidden: the exporter may not {} {} {}{server_message}; grant `{}` on `{}` to its service account (docs/kubernetes-rbac.md lists what each kind needs)",
-                call.verb, call.resource, call.scope(), call.verb, call.resource
+                "forbidden: the exporter may not {} {} {}{server_message}; grant `{}` on `{}`{} to its service account (docs/kubernetes-rbac.md lists what each kind needs)",
+                call.verb,
+                call.target(),
+                call.scope(),
+                call.verb,
+                call.resource,
+                match &call.name {
+                    Some(name) => format!(" with resourceNames [{name}]"),
+                    None => String::new(),
+                },
             ),
         ),
         404 => Outcome::error(

@@ -215,7 +215,8 @@ impl WorkloadCheck {
                         "get",
                         super::resource_name(&resource.plural, &resource.group),
                         Some(&self.namespace),
-                    );
+                    )
+                    .named(name);
                     match get_opt(&api, &call, name).await {
                         Ok(Some(object)) => vec![object],
                         Ok(None) => {
