@@ -212,6 +212,8 @@ reasons! {
     CertificateExpiresSoon => "certificate_expires_soon",
     /// A certificate does not name a host it is served for.
     CertificateHostMismatch => "certificate_host_mismatch",
+    /// A service account is bound to cluster-admin or to a role with `*` verbs or resources.
+    ExcessivePermissions => "excessive_permissions",
 }
 
 impl fmt::Display for Reason {
@@ -364,6 +366,8 @@ pub enum Kind {
     KubernetesNetworkPolicy(kubernetes::network_policy::NetworkPolicyCheck),
     /// Ingress hosts served with TLS from valid Secrets.
     KubernetesIngressTls(kubernetes::ingress_tls::IngressTlsCheck),
+    /// Service accounts bound to cluster-admin or wildcard roles.
+    KubernetesRbac(kubernetes::rbac::RbacCheck),
 }
 
 impl Kind {
@@ -384,6 +388,7 @@ impl Kind {
             Kind::KubernetesPodSecurity(_) => "kubernetes_pod_security",
             Kind::KubernetesNetworkPolicy(_) => "kubernetes_network_policy",
             Kind::KubernetesIngressTls(_) => "kubernetes_ingress_tls",
+            Kind::KubernetesRbac(_) => "kubernetes_rbac",
         }
     }
 
@@ -404,6 +409,7 @@ impl Kind {
             Kind::KubernetesPodSecurity(check) => check.run().await,
             Kind::KubernetesNetworkPolicy(check) => check.run().await,
             Kind::KubernetesIngressTls(check) => check.run().await,
+            Kind::KubernetesRbac(check) => check.run().await,
         }
     }
 }
@@ -423,6 +429,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(kubernetes::pod_security::MEASURES);
     families.extend_from_slice(kubernetes::network_policy::MEASURES);
     families.extend_from_slice(kubernetes::ingress_tls::MEASURES);
+    families.extend_from_slice(kubernetes::rbac::MEASURES);
     families
 }
 

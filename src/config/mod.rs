@@ -751,6 +751,9 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
         return kubernetes::ingress_tls::IngressTlsCheck::build(spec, ctx)
             .map(Kind::KubernetesIngressTls);
     }
+    if let Some(spec) = raw.kubernetes_rbac.take() {
+        return kubernetes::rbac::RbacCheck::build(spec, ctx).map(Kind::KubernetesRbac);
+    }
     None
 }
 

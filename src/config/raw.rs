@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::check::kubernetes::ingress_tls;
 use crate::check::kubernetes::network_policy;
 use crate::check::kubernetes::pod_security;
+use crate::check::kubernetes::rbac;
 use crate::check::kubernetes::workload;
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
 use crate::check::{cors, http, signoff};
@@ -48,6 +49,7 @@ pub struct RawCheck {
     pub kubernetes_pod_security: Option<pod_security::PodSecuritySpec>,
     pub kubernetes_network_policy: Option<network_policy::NetworkPolicySpec>,
     pub kubernetes_ingress_tls: Option<ingress_tls::IngressTlsSpec>,
+    pub kubernetes_rbac: Option<rbac::RbacSpec>,
 }
 
 impl RawCheck {
@@ -90,6 +92,9 @@ impl RawCheck {
         if self.kubernetes_ingress_tls.is_some() {
             kinds.push("kubernetes_ingress_tls");
         }
+        if self.kubernetes_rbac.is_some() {
+            kinds.push("kubernetes_rbac");
+        }
         kinds
     }
 }
@@ -108,4 +113,5 @@ pub const KIND_NAMES: &[&str] = &[
     "kubernetes_pod_security",
     "kubernetes_network_policy",
     "kubernetes_ingress_tls",
+    "kubernetes_rbac",
 ];

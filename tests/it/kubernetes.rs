@@ -1861,3 +1861,177 @@ async fn no_ingress_fails_not_found() {
 
     assert_outcome(&outcome, Status::Fail, Reason::ObjectNotFound);
 }
+
+// --- kubernetes_rbac ------------------------------------------------------------------------
+
+fn role_binding(namespace: &str, name: &str, role_kind: &str, role: &str, account: &str) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
+    })
+}
+
+fn cluster_role_binding(name: &str, role: &str, namespace: &str, account: &str) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": account, "namespace": namespace},
+            {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:masters"}
+        ]
+    })
+}
+
+fn role(kind: &str, namespace: Option<&str>, name: &str, rules: Value) -> Value {
+    let mut object = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "rules": rules
+    });
+    if let Some(namespace) = namespace {
+        object["metadata"]["namespace"] = json!(namespace);
+    }
+    object
+}
+
+fn least_privilege_rbac() -> Vec<Value> {
+    vec![
+        role(
+            "Role",
+            Some("shop"),
+            "api-reader",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]),
+        ),
+        role_binding("shop", "api-reader", "Role", "api-reader", "api"),
+        role(
+            "ClusterRole",
+            None,
+            "view",
+            json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]),
+        ),
+        cluster_role_binding("api-view", "view", "shop", "api"),
+        // Another namespace's service account is outside the check.
+        cluster_role_binding("ops-admin", "cluster-admin", "ops", "operator"),
+    ]
+}
+
+#[tokio::test]
+async fn least_privilege_bindings_pass() {
+    let api = FakeApi::start().await;
+    api.add(least_privilege_rbac());
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_rbac", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_rbac_violations{check=\"k8s\"} 0.0",
+    );
+}
+
+#[tokio::test]
+async fn cluster_admin_binding_fails() {
+    let api = FakeApi::start().await;
+    api.add(least_privilege_rbac());
+    api.add([cluster_role_binding(
+        "ci-admin",
+        "cluster-admin",
+        "shop",
+        "ci-deployer",
+    )]);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_rbac", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ExcessivePermissions);
+    assert_eq!(
+        outcome.message,
+        "1 binding(s) grant too much: shop/ci-deployer is bound to ClusterRole/cluster-admin (cluster-admin)"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_rbac_violations{check=\"k8s\"} 1.0",
+    );
+}
+
+#[tokio::test]
+async fn wildcard_role_binding_fails() {
+    let api = FakeApi::start().await;
+    api.add(least_privilege_rbac());
+    api.add([
+        role(
+            "Role",
+            Some("shop"),
+            "everything",
+            json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]}]),
+        ),
+        role_binding("shop", "everything", "Role", "everything", "deployer"),
+        role(
+            "ClusterRole",
+            None,
+            "all-resources",
+            json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]),
+        ),
+        // A RoleBinding may refer to a ClusterRole; the grant then applies in its namespace.
+        role_binding(
+            "shop",
+            "reader-all",
+            "ClusterRole",
+            "all-resources",
+            "reader",
+        ),
+    ]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_rbac", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ExcessivePermissions);
+    assert_eq!(
+        outcome.message,
+        "2 binding(s) grant too much: shop/deployer is bound to Role/shop/everything (`*` verbs on deployments); shop/reader is bound to ClusterRole/all-resources (get on `*` resources)"
+    );
+}
+
+#[tokio::test]
+async fn allow_list_excuses_binding() {
+    let api = FakeApi::start().await;
+    api.add(least_privilege_rbac());
+    api.add([
+        cluster_role_binding("ci-admin", "cluster-admin", "shop", "ci-deployer"),
+        cluster_role_binding("ci-admin-2", "cluster-admin", "shop", "other"),
+    ]);
+
+    let (outcome, _) = run_check(
+        &api,
+        "kubernetes_rbac",
+        "namespaces: [shop]\nallow:\n  - service_account: shop/ci-deployer\n    role: ClusterRole/cluster-admin\n    reason: installs CRDs during releases",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ExcessivePermissions);
+    assert_eq!(
+        outcome.message,
+        "1 binding(s) grant too much: shop/other is bound to ClusterRole/cluster-admin (cluster-admin)"
+    );
+}
+
+#[tokio::test]
+async fn forbidden_cluster_binding_list_is_error() {
+    let api = FakeApi::start().await;
+    api.forbid("list", "clusterrolebindings", None);
+
+    let (outcome, _) = run_check(&api, "kubernetes_rbac", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome.message.contains(
+            "may not list clusterrolebindings.rbac.authorization.k8s.io at the cluster scope"
+        ),
+        "{}",
+        outcome.message
+    );
+}

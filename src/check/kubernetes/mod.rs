@@ -9,6 +9,7 @@
 pub mod ingress_tls;
 pub mod network_policy;
 pub mod pod_security;
+pub mod rbac;
 pub mod workload;
 
 use std::error::Error as StdError;
@@ -228,7 +229,7 @@ impl ApiCall {
     fn scope(&self) -> String {
         match &self.namespace {
             Some(namespace) => format!("in namespace `{namespace}`"),
-            None => "in all namespaces".to_string(),
+            None => "at the cluster scope".to_string(),
         }
     }
 }
