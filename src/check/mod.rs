@@ -214,6 +214,14 @@ reasons! {
     CertificateHostMismatch => "certificate_host_mismatch",
     /// A service account is bound to cluster-admin or to a role with `*` verbs or resources.
     ExcessivePermissions => "excessive_permissions",
+    /// The newest Helm release revision has status `failed`.
+    ReleaseFailed => "release_failed",
+    /// The newest Helm release revision has been pending for longer than the timeout.
+    ReleaseStuck => "release_stuck",
+    /// The newest Helm release revision is neither deployed, failed nor pending.
+    ReleaseNotDeployed => "release_not_deployed",
+    /// The deployed Helm release runs another chart version than expected.
+    ChartVersionMismatch => "chart_version_mismatch",
 }
 
 impl fmt::Display for Reason {
@@ -368,6 +376,8 @@ pub enum Kind {
     KubernetesIngressTls(kubernetes::ingress_tls::IngressTlsCheck),
     /// Service accounts bound to cluster-admin or wildcard roles.
     KubernetesRbac(kubernetes::rbac::RbacCheck),
+    /// The newest revision of a Helm 3 release deployed.
+    HelmRelease(kubernetes::helm_release::HelmReleaseCheck),
 }
 
 impl Kind {
@@ -389,6 +399,7 @@ impl Kind {
             Kind::KubernetesNetworkPolicy(_) => "kubernetes_network_policy",
             Kind::KubernetesIngressTls(_) => "kubernetes_ingress_tls",
             Kind::KubernetesRbac(_) => "kubernetes_rbac",
+            Kind::HelmRelease(_) => "helm_release",
         }
     }
 
@@ -410,6 +421,7 @@ impl Kind {
             Kind::KubernetesNetworkPolicy(check) => check.run().await,
             Kind::KubernetesIngressTls(check) => check.run().await,
             Kind::KubernetesRbac(check) => check.run().await,
+            Kind::HelmRelease(check) => check.run().await,
         }
     }
 }
@@ -430,6 +442,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(kubernetes::network_policy::MEASURES);
     families.extend_from_slice(kubernetes::ingress_tls::MEASURES);
     families.extend_from_slice(kubernetes::rbac::MEASURES);
+    families.extend_from_slice(kubernetes::helm_release::MEASURES);
     families
 }
 

@@ -754,6 +754,9 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     if let Some(spec) = raw.kubernetes_rbac.take() {
         return kubernetes::rbac::RbacCheck::build(spec, ctx).map(Kind::KubernetesRbac);
     }
+    if let Some(spec) = raw.helm_release.take() {
+        return kubernetes::helm_release::HelmReleaseCheck::build(spec, ctx).map(Kind::HelmRelease);
+    }
     None
 }
 

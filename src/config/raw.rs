@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::check::kubernetes::helm_release;
 use crate::check::kubernetes::ingress_tls;
 use crate::check::kubernetes::network_policy;
 use crate::check::kubernetes::pod_security;
@@ -50,6 +51,7 @@ pub struct RawCheck {
     pub kubernetes_network_policy: Option<network_policy::NetworkPolicySpec>,
     pub kubernetes_ingress_tls: Option<ingress_tls::IngressTlsSpec>,
     pub kubernetes_rbac: Option<rbac::RbacSpec>,
+    pub helm_release: Option<helm_release::HelmReleaseSpec>,
 }
 
 impl RawCheck {
@@ -95,6 +97,9 @@ impl RawCheck {
         if self.kubernetes_rbac.is_some() {
             kinds.push("kubernetes_rbac");
         }
+        if self.helm_release.is_some() {
+            kinds.push("helm_release");
+        }
         kinds
     }
 }
@@ -114,4 +119,5 @@ pub const KIND_NAMES: &[&str] = &[
     "kubernetes_network_policy",
     "kubernetes_ingress_tls",
     "kubernetes_rbac",
+    "helm_release",
 ];

@@ -2035,3 +2035,211 @@ async fn forbidden_cluster_binding_list_is_error() {
         outcome.message
     );
 }
+
+// --- helm_release ---------------------------------------------------------------------------
+
+/// A Helm 3 release Secret encoded as Helm writes it: JSON, gzip, base64, then the API's base64.
+fn helm_secret(revision: u32, status: &str, last_deployed: &str, chart_version: &str) -> Value {
+    use base64::Engine;
+    use std::io::Write;
+    let release = json!({
+        "name": "shop",
+        "info": {"first_deployed": "2024-05-01T10:00:00Z", "last_deployed": last_deployed, "deleted": "", "description": "Upgrade complete", "status": status},
+        "chart": {"metadata": {"name": "shop", "version": chart_version, "apiVersion": "v2"}},
+        "config": {"database": {"password": "not-for-messages"}},
+        "manifest": "---\nkind: Secret\n",
+        "version": revision,
+        "namespace": "shop"
+    });
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(release.to_string().as_bytes()).unwrap();
+    let helm_text = base64::engine::general_purpose::STANDARD.encode(gzip.finish().unwrap());
+    let api_data = base64::engine::general_purpose::STANDARD.encode(helm_text);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "helm.sh/release.v1",
+        "metadata": {
+            "name": format!("sh.helm.release.v1.shop.v{revision}"),
+            "namespace": "shop",
+            "labels": {"name": "shop", "owner": "helm", "status": status, "version": revision.to_string()}
+        },
+        "data": {"release": api_data}
+    })
+}
+
+fn minutes_ago(minutes: i64) -> String {
+    (time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+const SHOP_RELEASE: &str = "namespace: shop\nrelease: shop";
+
+#[tokio::test]
+async fn deployed_release_passes() {
+    let api = FakeApi::start().await;
+    api.add_file(&shared_dir().join("api-shapes/kubernetes/helm-release-secrets-deployed.json"));
+
+    let (outcome, metrics) = run_check(
+        &api,
+        "helm_release",
+        "namespace: shop\nrelease: shop\nexpect_chart_version: 1.4.2",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_eq!(
+        outcome.message,
+        "release `shop` revision 8 (chart shop-1.4.2) is deployed"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_helm_release_revision{check=\"k8s\"} 8.0",
+    );
+    assert_metric(
+        &metrics,
+        "readiness_helm_release_last_deployed_timestamp_seconds{check=\"k8s\"} 1716796800.0",
+    );
+    let list = api
+        .requests()
+        .into_iter()
+        .find(|request| request.path == "/api/v1/namespaces/shop/secrets")
+        .unwrap();
+    assert_eq!(
+        list.query.get("labelSelector").map(String::as_str),
+        Some("owner=helm,name=shop")
+    );
+}
+
+#[tokio::test]
+async fn other_chart_version_fails() {
+    let api = FakeApi::start().await;
+    api.add_file(&shared_dir().join("api-shapes/kubernetes/helm-release-secrets-deployed.json"));
+
+    let (outcome, _) = run_check(
+        &api,
+        "helm_release",
+        "namespace: shop\nrelease: shop\nexpect_chart_version: 1.5.0",
+    )
+    .await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ChartVersionMismatch);
+    assert!(
+        outcome.message.contains("chart version 1.5.0 is expected"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn failed_newest_revision_fails() {
+    let api = FakeApi::start().await;
+    api.add([
+        helm_secret(9, "deployed", &minutes_ago(60), "1.4.2"),
+        helm_secret(10, "failed", &minutes_ago(5), "1.5.0"),
+    ]);
+
+    let (outcome, _) = run_check(&api, "helm_release", SHOP_RELEASE).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ReleaseFailed);
+    assert!(
+        outcome
+            .message
+            .starts_with("release `shop` revision 10 (chart shop-1.5.0) failed"),
+        "{}",
+        outcome.message
+    );
+    assert!(
+        !outcome.message.contains("not-for-messages"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn revisions_compare_as_numbers() {
+    let api = FakeApi::start().await;
+    // Revision 10 sorts before 9 as text; the check must pick 10.
+    api.add([
+        helm_secret(9, "failed", &minutes_ago(60), "1.4.2"),
+        helm_secret(10, "deployed", &minutes_ago(5), "1.5.0"),
+    ]);
+
+    let (outcome, _) = run_check(&api, "helm_release", SHOP_RELEASE).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn old_pending_upgrade_fails_stuck() {
+    let api = FakeApi::start().await;
+    api.add([
+        helm_secret(9, "deployed", &minutes_ago(120), "1.4.2"),
+        helm_secret(10, "pending-upgrade", &minutes_ago(45), "1.5.0"),
+    ]);
+
+    let (stuck, _) = run_check(&api, "helm_release", SHOP_RELEASE).await;
+    let (patient, _) = run_check(
+        &api,
+        "helm_release",
+        "namespace: shop\nrelease: shop\npending_timeout: 1h",
+    )
+    .await;
+
+    assert_outcome(&stuck, Status::Fail, Reason::ReleaseStuck);
+    assert!(
+        stuck.message.contains("has been pending-upgrade for 45m"),
+        "{}",
+        stuck.message
+    );
+    assert_outcome(&patient, Status::Fail, Reason::RolloutInProgress);
+}
+
+#[tokio::test]
+async fn uninstalled_release_fails_not_deployed() {
+    let api = FakeApi::start().await;
+    api.add([helm_secret(3, "uninstalled", &minutes_ago(10), "1.4.2")]);
+
+    let (outcome, _) = run_check(&api, "helm_release", SHOP_RELEASE).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ReleaseNotDeployed);
+}
+
+#[tokio::test]
+async fn missing_release_fails_not_found() {
+    let api = FakeApi::start().await;
+
+    let (outcome, _) = run_check(&api, "helm_release", SHOP_RELEASE).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ObjectNotFound);
+}
+
+#[tokio::test]
+async fn corrupt_release_data_is_error() {
+    let api = FakeApi::start().await;
+    let mut secret = helm_secret(1, "deployed", &minutes_ago(10), "1.4.2");
+    secret["data"]["release"] = json!("bm90IGd6aXA=");
+    api.add([secret]);
+
+    let (outcome, _) = run_check(&api, "helm_release", SHOP_RELEASE).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::InvalidResponse);
+}
+
+#[tokio::test]
+async fn forbidden_secret_list_is_error() {
+    let api = FakeApi::start().await;
+    api.forbid("list", "secrets", Some("shop"));
+
+    let (outcome, _) = run_check(&api, "helm_release", SHOP_RELEASE).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome
+            .message
+            .contains("may not list secrets in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+}
