@@ -222,6 +222,10 @@ reasons! {
     ReleaseNotDeployed => "release_not_deployed",
     /// The deployed Helm release runs another chart version than expected.
     ChartVersionMismatch => "chart_version_mismatch",
+    /// An image has more critical or high vulnerabilities than allowed.
+    VulnerabilitiesFound => "vulnerabilities_found",
+    /// A running container has no vulnerability report.
+    NotScanned => "not_scanned",
 }
 
 impl fmt::Display for Reason {
@@ -378,6 +382,8 @@ pub enum Kind {
     KubernetesRbac(kubernetes::rbac::RbacCheck),
     /// The newest revision of a Helm 3 release deployed.
     HelmRelease(kubernetes::helm_release::HelmReleaseCheck),
+    /// trivy-operator vulnerability reports of the running images.
+    ImageScan(kubernetes::image_scan::ImageScanCheck),
 }
 
 impl Kind {
@@ -400,6 +406,7 @@ impl Kind {
             Kind::KubernetesIngressTls(_) => "kubernetes_ingress_tls",
             Kind::KubernetesRbac(_) => "kubernetes_rbac",
             Kind::HelmRelease(_) => "helm_release",
+            Kind::ImageScan(_) => "image_scan",
         }
     }
 
@@ -422,6 +429,7 @@ impl Kind {
             Kind::KubernetesIngressTls(check) => check.run().await,
             Kind::KubernetesRbac(check) => check.run().await,
             Kind::HelmRelease(check) => check.run().await,
+            Kind::ImageScan(check) => check.run().await,
         }
     }
 }
@@ -443,6 +451,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(kubernetes::ingress_tls::MEASURES);
     families.extend_from_slice(kubernetes::rbac::MEASURES);
     families.extend_from_slice(kubernetes::helm_release::MEASURES);
+    families.extend_from_slice(kubernetes::image_scan::MEASURES);
     families
 }
 

@@ -757,6 +757,9 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     if let Some(spec) = raw.helm_release.take() {
         return kubernetes::helm_release::HelmReleaseCheck::build(spec, ctx).map(Kind::HelmRelease);
     }
+    if let Some(spec) = raw.image_scan.take() {
+        return kubernetes::image_scan::ImageScanCheck::build(spec, ctx).map(Kind::ImageScan);
+    }
     None
 }
 

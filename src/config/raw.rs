@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use crate::check::kubernetes::helm_release;
+use crate::check::kubernetes::image_scan;
 use crate::check::kubernetes::ingress_tls;
 use crate::check::kubernetes::network_policy;
 use crate::check::kubernetes::pod_security;
@@ -52,6 +53,7 @@ pub struct RawCheck {
     pub kubernetes_ingress_tls: Option<ingress_tls::IngressTlsSpec>,
     pub kubernetes_rbac: Option<rbac::RbacSpec>,
     pub helm_release: Option<helm_release::HelmReleaseSpec>,
+    pub image_scan: Option<image_scan::ImageScanSpec>,
 }
 
 impl RawCheck {
@@ -100,6 +102,9 @@ impl RawCheck {
         if self.helm_release.is_some() {
             kinds.push("helm_release");
         }
+        if self.image_scan.is_some() {
+            kinds.push("image_scan");
+        }
         kinds
     }
 }
@@ -120,4 +125,5 @@ pub const KIND_NAMES: &[&str] = &[
     "kubernetes_ingress_tls",
     "kubernetes_rbac",
     "helm_release",
+    "image_scan",
 ];

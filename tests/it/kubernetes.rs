@@ -2243,3 +2243,167 @@ async fn forbidden_secret_list_is_error() {
         outcome.message
     );
 }
+
+// --- image_scan -----------------------------------------------------------------------------
+
+/// The documented report, for the restricted pod's container, updated `age_hours` ago.
+fn vulnerability_report(critical: u64, high: u64, age_hours: i64) -> Value {
+    let mut report = shape("vulnerabilityreport.json");
+    report["metadata"]["labels"]["trivy-operator.container.name"] = json!("app");
+    report["report"]["summary"]["criticalCount"] = json!(critical);
+    report["report"]["summary"]["highCount"] = json!(high);
+    report["report"]["updateTimestamp"] = json!(minutes_ago(age_hours * 60));
+    report
+}
+
+#[tokio::test]
+async fn clean_recent_report_passes() {
+    let api = FakeApi::start().await;
+    api.install_crds();
+    api.add([restricted_pod(), vulnerability_report(0, 2, 1)]);
+
+    let (outcome, metrics) = run_check(&api, "image_scan", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_eq!(
+        outcome.message,
+        "1 container(s) scanned within 7days: 0 critical, 2 high"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_image_scan_vulnerabilities{check=\"k8s\",severity=\"critical\"} 0.0",
+    );
+    assert_metric(
+        &metrics,
+        "readiness_image_scan_vulnerabilities{check=\"k8s\",severity=\"high\"} 2.0",
+    );
+    assert_metric(
+        &metrics,
+        "readiness_image_scan_unscanned_containers{check=\"k8s\"} 0.0",
+    );
+    assert!(
+        !metrics.contains("CVE-"),
+        "a series per vulnerability:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn critical_over_threshold_fails() {
+    let api = FakeApi::start().await;
+    api.install_crds();
+    api.add([restricted_pod(), vulnerability_report(1, 2, 1)]);
+
+    let (outcome, metrics) = run_check(&api, "image_scan", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::VulnerabilitiesFound);
+    assert_eq!(
+        outcome.message,
+        "over the thresholds: shop/ReplicaSet/api-7dfc8c89b5 container `app`: 1 critical (maximum 0)"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_image_scan_vulnerabilities{check=\"k8s\",severity=\"critical\"} 1.0",
+    );
+}
+
+#[tokio::test]
+async fn high_threshold_applies_when_set() {
+    let api = FakeApi::start().await;
+    api.install_crds();
+    api.add([restricted_pod(), vulnerability_report(0, 3, 1)]);
+
+    let (strict, _) = run_check(&api, "image_scan", "namespaces: [shop]\nmax_high: 2").await;
+    let (lenient, _) = run_check(&api, "image_scan", "namespaces: [shop]\nmax_high: 3").await;
+
+    assert_outcome(&strict, Status::Fail, Reason::VulnerabilitiesFound);
+    assert!(
+        strict.message.contains("3 high (maximum 2)"),
+        "{}",
+        strict.message
+    );
+    assert_outcome(&lenient, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn old_report_fails_too_old() {
+    let api = FakeApi::start().await;
+    api.install_crds();
+    api.add([restricted_pod(), vulnerability_report(0, 0, 24 * 10)]);
+
+    let (outcome, _) = run_check(&api, "image_scan", "namespaces: [shop]").await;
+    let (relaxed, _) = run_check(&api, "image_scan", "namespaces: [shop]\nmax_age: 30d").await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::TooOld);
+    assert!(
+        outcome.message.contains("reports older than 7days"),
+        "{}",
+        outcome.message
+    );
+    assert_outcome(&relaxed, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
+async fn container_without_report_is_not_scanned() {
+    let api = FakeApi::start().await;
+    api.install_crds();
+    api.add([
+        restricted_pod(),
+        shape("pod-root-no-securitycontext.json"),
+        vulnerability_report(0, 0, 1),
+    ]);
+
+    let (outcome, metrics) = run_check(&api, "image_scan", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::NotScanned);
+    assert_eq!(
+        outcome.message,
+        "not scanned: shop/ReplicaSet/legacy-app-7c56cd65dc container `app`"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_image_scan_unscanned_containers{check=\"k8s\"} 1.0",
+    );
+}
+
+#[tokio::test]
+async fn missing_trivy_crd_is_error() {
+    let api = FakeApi::start().await;
+    api.add([restricted_pod()]);
+
+    let (outcome, metrics) = run_check(&api, "image_scan", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Error, Reason::ResourceTypeMissing);
+    assert!(
+        outcome
+            .message
+            .contains("does not serve `vulnerabilityreports.aquasecurity.github.io`")
+            && outcome
+                .message
+                .contains("install the CustomResourceDefinition"),
+        "{}",
+        outcome.message
+    );
+    assert_metric(
+        &metrics,
+        "readiness_check_result{check=\"k8s\",result=\"error\"} 1",
+    );
+}
+
+#[tokio::test]
+async fn forbidden_report_list_is_error() {
+    let api = FakeApi::start().await;
+    api.install_crds();
+    api.add([restricted_pod()]);
+    api.forbid("list", "vulnerabilityreports", Some("shop"));
+
+    let (outcome, _) = run_check(&api, "image_scan", "namespaces: [shop]").await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome.message.contains(
+            "may not list vulnerabilityreports.aquasecurity.github.io in namespace `shop`"
+        ),
+        "{}",
+        outcome.message
+    );
+}

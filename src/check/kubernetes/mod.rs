@@ -7,6 +7,7 @@
 //! is not installed) is an error saying so; neither ever counts as passing.
 
 pub mod helm_release;
+pub mod image_scan;
 pub mod ingress_tls;
 pub mod network_policy;
 pub mod pod_security;
