@@ -226,6 +226,10 @@ reasons! {
     VulnerabilitiesFound => "vulnerabilities_found",
     /// A running container has no vulnerability report.
     NotScanned => "not_scanned",
+    /// A pod lacks the Vault Agent Injector annotations, its mark or its agent containers.
+    InjectionMissing => "injection_missing",
+    /// The injected Vault Agent has not completed or is not ready.
+    AgentNotReady => "agent_not_ready",
 }
 
 impl fmt::Display for Reason {
@@ -384,6 +388,8 @@ pub enum Kind {
     HelmRelease(kubernetes::helm_release::HelmReleaseCheck),
     /// trivy-operator vulnerability reports of the running images.
     ImageScan(kubernetes::image_scan::ImageScanCheck),
+    /// Vault Agent Injector annotations and ready agent containers.
+    VaultInjection(kubernetes::vault_injection::VaultInjectionCheck),
 }
 
 impl Kind {
@@ -407,6 +413,7 @@ impl Kind {
             Kind::KubernetesRbac(_) => "kubernetes_rbac",
             Kind::HelmRelease(_) => "helm_release",
             Kind::ImageScan(_) => "image_scan",
+            Kind::VaultInjection(_) => "vault_injection",
         }
     }
 
@@ -430,6 +437,7 @@ impl Kind {
             Kind::KubernetesRbac(check) => check.run().await,
             Kind::HelmRelease(check) => check.run().await,
             Kind::ImageScan(check) => check.run().await,
+            Kind::VaultInjection(check) => check.run().await,
         }
     }
 }
@@ -452,6 +460,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(kubernetes::rbac::MEASURES);
     families.extend_from_slice(kubernetes::helm_release::MEASURES);
     families.extend_from_slice(kubernetes::image_scan::MEASURES);
+    families.extend_from_slice(kubernetes::vault_injection::MEASURES);
     families
 }
 

@@ -760,6 +760,10 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     if let Some(spec) = raw.image_scan.take() {
         return kubernetes::image_scan::ImageScanCheck::build(spec, ctx).map(Kind::ImageScan);
     }
+    if let Some(spec) = raw.vault_injection.take() {
+        return kubernetes::vault_injection::VaultInjectionCheck::build(spec, ctx)
+            .map(Kind::VaultInjection);
+    }
     None
 }
 

@@ -10,6 +10,7 @@ use crate::check::kubernetes::ingress_tls;
 use crate::check::kubernetes::network_policy;
 use crate::check::kubernetes::pod_security;
 use crate::check::kubernetes::rbac;
+use crate::check::kubernetes::vault_injection;
 use crate::check::kubernetes::workload;
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
 use crate::check::{cors, http, signoff};
@@ -54,6 +55,7 @@ pub struct RawCheck {
     pub kubernetes_rbac: Option<rbac::RbacSpec>,
     pub helm_release: Option<helm_release::HelmReleaseSpec>,
     pub image_scan: Option<image_scan::ImageScanSpec>,
+    pub vault_injection: Option<vault_injection::VaultInjectionSpec>,
 }
 
 impl RawCheck {
@@ -105,6 +107,9 @@ impl RawCheck {
         if self.image_scan.is_some() {
             kinds.push("image_scan");
         }
+        if self.vault_injection.is_some() {
+            kinds.push("vault_injection");
+        }
         kinds
     }
 }
@@ -126,4 +131,5 @@ pub const KIND_NAMES: &[&str] = &[
     "kubernetes_rbac",
     "helm_release",
     "image_scan",
+    "vault_injection",
 ];

@@ -2407,3 +2407,160 @@ async fn forbidden_report_list_is_error() {
         outcome.message
     );
 }
+
+// --- vault_injection ------------------------------------------------------------------------
+
+/// The restricted pod as the Vault Agent Injector leaves it: annotations, init container and
+/// sidecar, with the agent ready.
+fn injected_pod() -> Value {
+    let mut pod = restricted_pod();
+    pod["metadata"]["annotations"] = json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/role": "shop-api",
+        "vault.hashicorp.com/agent-inject-secret-db-creds": "database/creds/shop",
+        "vault.hashicorp.com/agent-inject-status": "injected"
+    });
+    pod["spec"]["initContainers"] =
+        json!([{"name": "vault-agent-init", "image": "hashicorp/vault:1.17"}]);
+    pod["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "vault-agent", "image": "hashicorp/vault:1.17"}));
+    pod["status"]["initContainerStatuses"] = json!([{
+        "name": "vault-agent-init", "ready": true, "restartCount": 0, "image": "hashicorp/vault:1.17", "imageID": "",
+        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    }]);
+    pod["status"]["containerStatuses"].as_array_mut().unwrap().push(json!({
+        "name": "vault-agent", "ready": true, "restartCount": 0, "image": "hashicorp/vault:1.17", "imageID": "",
+        "state": {"running": {"startedAt": "2024-05-27T08:00:03Z"}}
+    }));
+    pod
+}
+
+const VAULT_PODS: &str =
+    "namespaces: [shop]\nselector: app.kubernetes.io/name=app\nexpect_secrets: [db-creds]";
+
+#[tokio::test]
+async fn injected_ready_agent_passes() {
+    let api = FakeApi::start().await;
+    api.add([injected_pod()]);
+
+    let (outcome, metrics) = run_check(&api, "vault_injection", VAULT_PODS).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_metric(
+        &metrics,
+        "readiness_vault_injection_failing_pods{check=\"k8s\"} 0.0",
+    );
+}
+
+#[tokio::test]
+async fn injection_failures_fail_missing() {
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "annotation `vault.hashicorp.com/agent-inject` is not \"true\"",
+            restricted_pod(),
+        ),
+        (
+            "no `vault.hashicorp.com/agent-inject-secret-*` annotation for db-creds",
+            without(
+                injected_pod(),
+                "/metadata/annotations",
+                "vault.hashicorp.com/agent-inject-secret-db-creds",
+            ),
+        ),
+        (
+            "the injector webhook did not mutate the pod",
+            without(
+                injected_pod(),
+                "/metadata/annotations",
+                "vault.hashicorp.com/agent-inject-status",
+            ),
+        ),
+        (
+            "init container `vault-agent-init` is missing",
+            with(injected_pod(), "/spec/initContainers", json!([])),
+        ),
+        ("container `vault-agent` is missing", {
+            let mut pod = injected_pod();
+            pod["spec"]["containers"].as_array_mut().unwrap().pop();
+            pod
+        }),
+    ];
+    for (expected, pod) in cases {
+        let api = FakeApi::start().await;
+        api.add([pod]);
+
+        let (outcome, metrics) = run_check(&api, "vault_injection", VAULT_PODS).await;
+
+        assert_outcome(&outcome, Status::Fail, Reason::InjectionMissing);
+        assert!(
+            outcome.message.contains(expected),
+            "{expected}: {}",
+            outcome.message
+        );
+        assert!(
+            outcome
+                .message
+                .starts_with("1 of 1 pod(s): shop/api-7dfc8c89b5-42xvk: "),
+            "{}",
+            outcome.message
+        );
+        assert_metric(
+            &metrics,
+            "readiness_vault_injection_failing_pods{check=\"k8s\"} 1.0",
+        );
+    }
+}
+
+#[tokio::test]
+async fn unready_agent_fails_not_ready() {
+    let api = FakeApi::start().await;
+    api.add([with(
+        injected_pod(),
+        "/status/containerStatuses/1/ready",
+        json!(false),
+    )]);
+
+    let (outcome, _) = run_check(&api, "vault_injection", VAULT_PODS).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::AgentNotReady);
+    assert!(
+        outcome
+            .message
+            .contains("container `vault-agent` is not ready"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn failed_agent_init_fails_not_ready() {
+    let api = FakeApi::start().await;
+    api.add([with(
+        injected_pod(),
+        "/status/initContainerStatuses/0/state",
+        json!({"terminated": {"exitCode": 1, "reason": "Error"}}),
+    )]);
+
+    let (outcome, _) = run_check(&api, "vault_injection", VAULT_PODS).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::AgentNotReady);
+}
+
+#[tokio::test]
+async fn pre_populate_only_needs_no_sidecar() {
+    let api = FakeApi::start().await;
+    let mut pod = injected_pod();
+    pod["metadata"]["annotations"]["vault.hashicorp.com/agent-pre-populate-only"] = json!("true");
+    pod["spec"]["containers"].as_array_mut().unwrap().pop();
+    pod["status"]["containerStatuses"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    api.add([pod]);
+
+    let (outcome, _) = run_check(&api, "vault_injection", VAULT_PODS).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+}

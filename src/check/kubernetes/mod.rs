@@ -12,6 +12,7 @@ pub mod ingress_tls;
 pub mod network_policy;
 pub mod pod_security;
 pub mod rbac;
+pub mod vault_injection;
 pub mod workload;
 
 use std::error::Error as StdError;
