@@ -230,6 +230,8 @@ reasons! {
     InjectionMissing => "injection_missing",
     /// The injected Vault Agent has not completed or is not ready.
     AgentNotReady => "agent_not_ready",
+    /// A workload or ReplicaSet of an old version still has replicas.
+    OldVersionRunning => "old_version_running",
 }
 
 impl fmt::Display for Reason {
@@ -390,6 +392,8 @@ pub enum Kind {
     ImageScan(kubernetes::image_scan::ImageScanCheck),
     /// Vault Agent Injector annotations and ready agent containers.
     VaultInjection(kubernetes::vault_injection::VaultInjectionCheck),
+    /// Old workloads and ReplicaSets scaled to zero after a blue/green switch.
+    KubernetesOldVersions(kubernetes::old_versions::OldVersionsCheck),
 }
 
 impl Kind {
@@ -414,6 +418,7 @@ impl Kind {
             Kind::HelmRelease(_) => "helm_release",
             Kind::ImageScan(_) => "image_scan",
             Kind::VaultInjection(_) => "vault_injection",
+            Kind::KubernetesOldVersions(_) => "kubernetes_old_versions",
         }
     }
 
@@ -438,6 +443,7 @@ impl Kind {
             Kind::HelmRelease(check) => check.run().await,
             Kind::ImageScan(check) => check.run().await,
             Kind::VaultInjection(check) => check.run().await,
+            Kind::KubernetesOldVersions(check) => check.run().await,
         }
     }
 }
@@ -461,6 +467,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(kubernetes::helm_release::MEASURES);
     families.extend_from_slice(kubernetes::image_scan::MEASURES);
     families.extend_from_slice(kubernetes::vault_injection::MEASURES);
+    families.extend_from_slice(kubernetes::old_versions::MEASURES);
     families
 }
 

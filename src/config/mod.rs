@@ -764,6 +764,10 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
         return kubernetes::vault_injection::VaultInjectionCheck::build(spec, ctx)
             .map(Kind::VaultInjection);
     }
+    if let Some(spec) = raw.kubernetes_old_versions.take() {
+        return kubernetes::old_versions::OldVersionsCheck::build(spec, ctx)
+            .map(Kind::KubernetesOldVersions);
+    }
     None
 }
 

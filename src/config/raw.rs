@@ -8,6 +8,7 @@ use crate::check::kubernetes::helm_release;
 use crate::check::kubernetes::image_scan;
 use crate::check::kubernetes::ingress_tls;
 use crate::check::kubernetes::network_policy;
+use crate::check::kubernetes::old_versions;
 use crate::check::kubernetes::pod_security;
 use crate::check::kubernetes::rbac;
 use crate::check::kubernetes::vault_injection;
@@ -56,6 +57,7 @@ pub struct RawCheck {
     pub helm_release: Option<helm_release::HelmReleaseSpec>,
     pub image_scan: Option<image_scan::ImageScanSpec>,
     pub vault_injection: Option<vault_injection::VaultInjectionSpec>,
+    pub kubernetes_old_versions: Option<old_versions::OldVersionsSpec>,
 }
 
 impl RawCheck {
@@ -110,6 +112,9 @@ impl RawCheck {
         if self.vault_injection.is_some() {
             kinds.push("vault_injection");
         }
+        if self.kubernetes_old_versions.is_some() {
+            kinds.push("kubernetes_old_versions");
+        }
         kinds
     }
 }
@@ -132,4 +137,5 @@ pub const KIND_NAMES: &[&str] = &[
     "helm_release",
     "image_scan",
     "vault_injection",
+    "kubernetes_old_versions",
 ];

@@ -2564,3 +2564,130 @@ async fn pre_populate_only_needs_no_sidecar() {
 
     assert_outcome(&outcome, Status::Pass, Reason::Ok);
 }
+
+// --- kubernetes_old_versions ----------------------------------------------------------------
+
+fn colour_deployment(colour: &str, replicas: i64, running: Option<i64>) -> Value {
+    let mut object = complete_deployment();
+    object["metadata"]["name"] = json!(format!("api-{colour}"));
+    object["metadata"]["uid"] = json!(format!("uid-{colour}"));
+    object["metadata"]["labels"] = json!({"app.kubernetes.io/name": "api", "colour": colour});
+    object["spec"]["replicas"] = json!(replicas);
+    object["spec"]["selector"] =
+        json!({"matchLabels": {"app.kubernetes.io/name": "api", "colour": colour}});
+    object["status"] = match running {
+        Some(running) => {
+            json!({"observedGeneration": 7, "replicas": running, "readyReplicas": running})
+        }
+        None => json!({"observedGeneration": 7}),
+    };
+    object
+}
+
+fn replica_set(colour: &str, revision: u32, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": format!("api-{colour}-rev{revision}"),
+            "namespace": "shop",
+            "labels": {"app.kubernetes.io/name": "api", "colour": colour, "pod-template-hash": format!("rev{revision}")},
+            "annotations": {"deployment.kubernetes.io/revision": revision.to_string()},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("api-{colour}"), "uid": format!("uid-{colour}"), "controller": true}]
+        },
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"colour": colour}}},
+        "status": if replicas > 0 { json!({"replicas": replicas}) } else { json!({}) }
+    })
+}
+
+fn switched_to_green() -> Vec<Value> {
+    let mut green = colour_deployment("green", 3, Some(3));
+    green["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "4"});
+    vec![
+        green,
+        colour_deployment("blue", 0, None),
+        replica_set("green", 3, 0),
+        replica_set("green", 4, 3),
+    ]
+}
+
+const OLD_VERSIONS: &str =
+    "namespace: shop\nselector: app.kubernetes.io/name=api\ncurrent: api-green";
+
+#[tokio::test]
+async fn switched_blue_green_passes() {
+    let api = FakeApi::start().await;
+    api.add(switched_to_green());
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_old_versions", OLD_VERSIONS).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_old_version_replicas{check=\"k8s\"} 0.0",
+    );
+}
+
+#[tokio::test]
+async fn old_colour_with_replicas_fails() {
+    let api = FakeApi::start().await;
+    let mut objects = switched_to_green();
+    objects[1] = colour_deployment("blue", 0, Some(2));
+    api.add(objects);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_old_versions", OLD_VERSIONS).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::OldVersionRunning);
+    assert_eq!(
+        outcome.message,
+        "deployment/api-blue requests 0 and runs 2 replica(s)"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_old_version_replicas{check=\"k8s\"} 2.0",
+    );
+}
+
+#[tokio::test]
+async fn old_replica_set_with_replicas_fails() {
+    let api = FakeApi::start().await;
+    let mut objects = switched_to_green();
+    objects[2] = replica_set("green", 3, 1);
+    api.add(objects);
+
+    let (outcome, _) = run_check(&api, "kubernetes_old_versions", OLD_VERSIONS).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::OldVersionRunning);
+    assert_eq!(
+        outcome.message,
+        "old ReplicaSet api-green-rev3 (revision 3) of `api-green` requests 1 and runs 1 replica(s)"
+    );
+}
+
+#[tokio::test]
+async fn missing_current_deployment_fails() {
+    let api = FakeApi::start().await;
+    api.add([colour_deployment("blue", 3, Some(3))]);
+
+    let (outcome, _) = run_check(&api, "kubernetes_old_versions", OLD_VERSIONS).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ObjectNotFound);
+}
+
+#[tokio::test]
+async fn forbidden_replica_set_list_is_error() {
+    let api = FakeApi::start().await;
+    api.add(switched_to_green());
+    api.forbid("list", "replicasets", Some("shop"));
+
+    let (outcome, _) = run_check(&api, "kubernetes_old_versions", OLD_VERSIONS).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome
+            .message
+            .contains("may not list replicasets.apps in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+}

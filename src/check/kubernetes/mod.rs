@@ -10,6 +10,7 @@ pub mod helm_release;
 pub mod image_scan;
 pub mod ingress_tls;
 pub mod network_policy;
+pub mod old_versions;
 pub mod pod_security;
 pub mod rbac;
 pub mod vault_injection;
