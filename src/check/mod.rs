@@ -232,6 +232,10 @@ reasons! {
     AgentNotReady => "agent_not_ready",
     /// A workload or ReplicaSet of an old version still has replicas.
     OldVersionRunning => "old_version_running",
+    /// A ConfigMap or Secret that a workload references does not exist.
+    ConfigMissing => "config_missing",
+    /// A referenced ConfigMap or Secret lacks a referenced key.
+    ConfigKeyMissing => "config_key_missing",
 }
 
 impl fmt::Display for Reason {
@@ -394,6 +398,8 @@ pub enum Kind {
     VaultInjection(kubernetes::vault_injection::VaultInjectionCheck),
     /// Old workloads and ReplicaSets scaled to zero after a blue/green switch.
     KubernetesOldVersions(kubernetes::old_versions::OldVersionsCheck),
+    /// ConfigMaps and Secrets referenced by workloads exist with their keys.
+    KubernetesConfig(kubernetes::config_refs::ConfigRefsCheck),
 }
 
 impl Kind {
@@ -419,6 +425,7 @@ impl Kind {
             Kind::ImageScan(_) => "image_scan",
             Kind::VaultInjection(_) => "vault_injection",
             Kind::KubernetesOldVersions(_) => "kubernetes_old_versions",
+            Kind::KubernetesConfig(_) => "kubernetes_config",
         }
     }
 
@@ -444,6 +451,7 @@ impl Kind {
             Kind::ImageScan(check) => check.run().await,
             Kind::VaultInjection(check) => check.run().await,
             Kind::KubernetesOldVersions(check) => check.run().await,
+            Kind::KubernetesConfig(check) => check.run().await,
         }
     }
 }
@@ -468,6 +476,7 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(kubernetes::image_scan::MEASURES);
     families.extend_from_slice(kubernetes::vault_injection::MEASURES);
     families.extend_from_slice(kubernetes::old_versions::MEASURES);
+    families.extend_from_slice(kubernetes::config_refs::MEASURES);
     families
 }
 

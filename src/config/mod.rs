@@ -768,6 +768,10 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
         return kubernetes::old_versions::OldVersionsCheck::build(spec, ctx)
             .map(Kind::KubernetesOldVersions);
     }
+    if let Some(spec) = raw.kubernetes_config.take() {
+        return kubernetes::config_refs::ConfigRefsCheck::build(spec, ctx)
+            .map(Kind::KubernetesConfig);
+    }
     None
 }
 

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::check::kubernetes::config_refs;
 use crate::check::kubernetes::helm_release;
 use crate::check::kubernetes::image_scan;
 use crate::check::kubernetes::ingress_tls;
@@ -58,6 +59,7 @@ pub struct RawCheck {
     pub image_scan: Option<image_scan::ImageScanSpec>,
     pub vault_injection: Option<vault_injection::VaultInjectionSpec>,
     pub kubernetes_old_versions: Option<old_versions::OldVersionsSpec>,
+    pub kubernetes_config: Option<config_refs::ConfigRefsSpec>,
 }
 
 impl RawCheck {
@@ -115,6 +117,9 @@ impl RawCheck {
         if self.kubernetes_old_versions.is_some() {
             kinds.push("kubernetes_old_versions");
         }
+        if self.kubernetes_config.is_some() {
+            kinds.push("kubernetes_config");
+        }
         kinds
     }
 }
@@ -138,4 +143,5 @@ pub const KIND_NAMES: &[&str] = &[
     "image_scan",
     "vault_injection",
     "kubernetes_old_versions",
+    "kubernetes_config",
 ];

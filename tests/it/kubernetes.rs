@@ -2691,3 +2691,153 @@ async fn forbidden_replica_set_list_is_error() {
         outcome.message
     );
 }
+
+// --- kubernetes_config ----------------------------------------------------------------------
+
+/// The complete Deployment with references of every form: env keys, envFrom, volumes with
+/// items, a projected volume, and an optional reference to something that does not exist.
+fn configured_deployment() -> Value {
+    let mut object = complete_deployment();
+    object["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
+        {"name": "LOG_LEVEL", "valueFrom": {"configMapKeyRef": {"name": "api-settings", "key": "log-level"}}},
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "api-db", "key": "password"}}},
+        {"name": "FEATURE", "valueFrom": {"configMapKeyRef": {"name": "feature-flags", "key": "beta", "optional": true}}}
+    ]);
+    object["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+        json!([{"secretRef": {"name": "api-env"}}]);
+    object["spec"]["template"]["spec"]["initContainers"] = json!([{
+        "name": "migrate", "image": "registry.example.com/shop/migrate:1",
+        "env": [{"name": "DB_URL", "valueFrom": {"secretKeyRef": {"name": "api-db", "key": "url"}}}]
+    }]);
+    object["spec"]["template"]["spec"]["volumes"] = json!([
+        {"name": "settings", "configMap": {"name": "api-settings", "items": [{"key": "appsettings.json", "path": "appsettings.json"}]}},
+        {"name": "certs", "secret": {"secretName": "api-certs"}},
+        {"name": "bundle", "projected": {"sources": [{"configMap": {"name": "ca-bundle", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}
+    ]);
+    object
+}
+
+fn config_map(name: &str, keys: &[&str]) -> Value {
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|key| (key.to_string(), json!("value")))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "shop"}, "data": data})
+}
+
+fn opaque_secret(name: &str, keys: &[&str]) -> Value {
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|key| (key.to_string(), json!("c2VjcmV0LXZhbHVl")))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": "shop"}, "data": data})
+}
+
+fn complete_config() -> Vec<Value> {
+    vec![
+        configured_deployment(),
+        config_map("api-settings", &["log-level", "appsettings.json"]),
+        config_map("ca-bundle", &["ca.crt"]),
+        opaque_secret("api-db", &["password", "url"]),
+        opaque_secret("api-env", &["API_KEY"]),
+        opaque_secret("api-certs", &["tls.crt"]),
+    ]
+}
+
+#[tokio::test]
+async fn complete_references_pass() {
+    let api = FakeApi::start().await;
+    api.add(complete_config());
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_config", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert_eq!(
+        outcome.message,
+        "5 ConfigMap(s) and Secret(s) referenced by 1 workload(s) exist with every referenced key"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_config_missing_references{check=\"k8s\"} 0.0",
+    );
+}
+
+#[tokio::test]
+async fn missing_secret_fails_config_missing() {
+    let api = FakeApi::start().await;
+    let mut objects = complete_config();
+    objects.retain(|object| object["metadata"]["name"] != "api-env");
+    api.add(objects);
+
+    let (outcome, metrics) = run_check(&api, "kubernetes_config", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ConfigMissing);
+    assert_eq!(
+        outcome.message,
+        "Secret `api-env` (used by deployment/api) does not exist"
+    );
+    assert_metric(
+        &metrics,
+        "readiness_kubernetes_config_missing_references{check=\"k8s\"} 1.0",
+    );
+}
+
+#[tokio::test]
+async fn missing_keys_fail_with_names_only() {
+    let api = FakeApi::start().await;
+    let mut objects = complete_config();
+    objects.retain(|object| {
+        object["metadata"]["name"] != "api-db" && object["metadata"]["name"] != "ca-bundle"
+    });
+    objects.push(opaque_secret("api-db", &["password"]));
+    objects.push(config_map("ca-bundle", &["other.crt"]));
+    api.add(objects);
+
+    let (outcome, _) = run_check(&api, "kubernetes_config", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Fail, Reason::ConfigKeyMissing);
+    assert_eq!(
+        outcome.message,
+        "ConfigMap `ca-bundle` has no key `ca.crt` (used by deployment/api); Secret `api-db` has no key `url` (used by deployment/api)"
+    );
+    assert!(!outcome.message.contains("c2VjcmV0"), "{}", outcome.message);
+    assert!(
+        !outcome.message.contains("secret-value"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn optional_reference_may_be_missing() {
+    let api = FakeApi::start().await;
+    api.add(complete_config());
+
+    let (outcome, _) = run_check(&api, "kubernetes_config", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Pass, Reason::Ok);
+    assert!(
+        !api.requests()
+            .iter()
+            .any(|request| request.path.ends_with("/configmaps/feature-flags")),
+        "the optional ConfigMap is not read"
+    );
+}
+
+#[tokio::test]
+async fn forbidden_secret_read_names_secret() {
+    let api = FakeApi::start().await;
+    api.add(complete_config());
+    api.forbid("get", "secrets", Some("shop"));
+
+    let (outcome, _) = run_check(&api, "kubernetes_config", API_DEPLOYMENT).await;
+
+    assert_outcome(&outcome, Status::Error, Reason::Forbidden);
+    assert!(
+        outcome
+            .message
+            .contains("may not get secrets `api-certs` in namespace `shop`"),
+        "{}",
+        outcome.message
+    );
+}

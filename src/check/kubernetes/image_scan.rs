@@ -275,18 +275,18 @@ impl ImageScanCheck {
         let mut parts = Vec::new();
         let mut reason = None;
         if !over.is_empty() {
-            parts.push(format!("over the thresholds: {}", shorten(&over)));
+            parts.push(format!("over the thresholds: {}", shorten(&over, "; ")));
             reason.get_or_insert(Reason::VulnerabilitiesFound);
         }
         if !unscanned.is_empty() {
-            parts.push(format!("not scanned: {}", shorten(&unscanned)));
+            parts.push(format!("not scanned: {}", shorten(&unscanned, "; ")));
             reason.get_or_insert(Reason::NotScanned);
         }
         if !too_old.is_empty() {
             parts.push(format!(
                 "reports older than {}: {}",
                 format_duration(self.max_age),
-                shorten(&too_old)
+                shorten(&too_old, "; ")
             ));
             reason.get_or_insert(Reason::TooOld);
         }

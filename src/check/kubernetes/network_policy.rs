@@ -137,7 +137,7 @@ impl NetworkPolicyCheck {
                 unselected.push(format!(
                     "{} pod(s) in `{namespace}` selected by no policy: {}",
                     names.len(),
-                    shorten(&names)
+                    shorten(&names, ", ")
                 ));
             }
         }
@@ -209,14 +209,14 @@ fn selects(
     }
 }
 
-/// Joins names, listing at most [`MAX_NAMES_SHOWN`] and counting the rest.
-pub fn shorten(names: &[String]) -> String {
+/// Joins items with `separator`, listing at most [`MAX_NAMES_SHOWN`] and counting the rest.
+pub fn shorten(names: &[String], separator: &str) -> String {
     if names.len() <= MAX_NAMES_SHOWN {
-        return names.join(", ");
+        return names.join(separator);
     }
     format!(
         "{} and {} more",
-        names[..MAX_NAMES_SHOWN].join(", "),
+        names[..MAX_NAMES_SHOWN].join(separator),
         names.len() - MAX_NAMES_SHOWN
     )
 }

@@ -143,7 +143,7 @@ impl VaultInjectionCheck {
         details.extend(not_ready);
         Outcome::fail(
             reason,
-            format!("{failing} of {pods} pod(s): {}", shorten(&details)),
+            format!("{failing} of {pods} pod(s): {}", shorten(&details, "; ")),
         )
         .with_value(failing as f64)
         .with_measures(measures)
