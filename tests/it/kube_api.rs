@@ -151,6 +151,9 @@ const RESOURCE_TYPES: &[ResourceType] = &[
 /// The group of the trivy-operator CRDs, served only when [`FakeApi::install_crds`] was called.
 const CRD_GROUP: &str = "aquasecurity.github.io";
 
+/// A verb on a resource type: verb, API group (empty for the core group) and plural name.
+pub type Permission = (String, String, String);
+
 /// One request the server received: method, path and decoded query parameters.
 #[derive(Clone, Debug)]
 pub struct Recorded {
@@ -164,6 +167,8 @@ struct State {
     forbidden: BTreeSet<(String, String, Option<String>)>,
     crds_installed: bool,
     hidden_groups: BTreeSet<String>,
+    allowed: Option<BTreeSet<Permission>>,
+    used: BTreeSet<Permission>,
     requests: Vec<Recorded>,
 }
 
@@ -254,6 +259,16 @@ impl FakeApi {
     /// Serves the trivy-operator CRDs' group.
     pub fn install_crds(&self) {
         self.state.lock().unwrap().crds_installed = true;
+    }
+
+    /// Answers every get or list outside `allowed` with 403, as RBAC with only these rules would.
+    pub fn restrict_to(&self, allowed: BTreeSet<Permission>) {
+        self.state.lock().unwrap().allowed = Some(allowed);
+    }
+
+    /// Every permission that requests have needed so far.
+    pub fn used_permissions(&self) -> BTreeSet<Permission> {
+        self.state.lock().unwrap().used.clone()
     }
 
     /// Stops serving an API group, as a cluster without that API would.
@@ -386,9 +401,9 @@ fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Byt
         }
         ["api", "v1"] => resource_list("", "v1"),
         ["apis", group, version] if served(group) => resource_list(group, version),
-        ["api", "v1", rest @ ..] => serve_objects(&state, "", "v1", rest, &query),
+        ["api", "v1", rest @ ..] => serve_objects(&mut state, "", "v1", rest, &query),
         ["apis", group, version, rest @ ..] if served(group) => {
-            serve_objects(&state, group, version, rest, &query)
+            serve_objects(&mut state, group, version, rest, &query)
         }
         _ => not_served(),
     }
@@ -430,7 +445,7 @@ fn api_version_of(group: &str, version: &str) -> String {
 }
 
 fn serve_objects(
-    state: &State,
+    state: &mut State,
     group: &str,
     version: &str,
     rest: &[&str],
@@ -450,13 +465,21 @@ fn serve_objects(
         return not_served();
     };
     let verb = if name.is_some() { "get" } else { "list" };
-    let forbidden = state.forbidden.contains(&(
-        verb.to_string(),
-        plural.to_string(),
-        namespace.map(str::to_string),
-    )) || state
-        .forbidden
-        .contains(&(verb.to_string(), plural.to_string(), None));
+    let permission = (verb.to_string(), group.to_string(), plural.to_string());
+    state.used.insert(permission.clone());
+    let outside_allowed = state
+        .allowed
+        .as_ref()
+        .is_some_and(|allowed| !allowed.contains(&permission));
+    let forbidden = outside_allowed
+        || state.forbidden.contains(&(
+            verb.to_string(),
+            plural.to_string(),
+            namespace.map(str::to_string),
+        ))
+        || state
+            .forbidden
+            .contains(&(verb.to_string(), plural.to_string(), None));
     let qualified = if group.is_empty() {
         plural.to_string()
     } else {

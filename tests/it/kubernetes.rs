@@ -2841,3 +2841,211 @@ async fn forbidden_secret_read_names_secret() {
         outcome.message
     );
 }
+
+// --- permissions: the chart's per-kind rules, the ClusterRole and what each kind requests --------
+
+use crate::kube_api::Permission;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Expands RBAC rules into (verb, group, resource) triples.
+fn expand(rules: &Value) -> BTreeSet<Permission> {
+    let mut permissions = BTreeSet::new();
+    for rule in rules.as_array().unwrap() {
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    permissions.insert((
+                        verb.as_str().unwrap().to_string(),
+                        group.as_str().unwrap().to_string(),
+                        resource.as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    permissions
+}
+
+fn rules_by_kind() -> BTreeMap<String, BTreeSet<Permission>> {
+    let values: Value = serde_saphyr::from_str(&crate::testbed::read(
+        "deploy/helm/readiness-exporter/values.yaml",
+    ))
+    .unwrap();
+    values["rbac"]["rulesByKind"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(kind, rules)| (kind.clone(), expand(rules)))
+        .collect()
+}
+
+const KUBERNETES_KINDS: &[&str] = &[
+    "kubernetes_workload",
+    "kubernetes_pod_security",
+    "kubernetes_network_policy",
+    "kubernetes_ingress_tls",
+    "kubernetes_rbac",
+    "helm_release",
+    "image_scan",
+    "vault_injection",
+    "kubernetes_old_versions",
+    "kubernetes_config",
+];
+
+#[test]
+fn chart_rules_cover_every_kubernetes_kind() {
+    let kinds: BTreeSet<String> = rules_by_kind().into_keys().collect();
+    let expected: BTreeSet<String> = KUBERNETES_KINDS
+        .iter()
+        .map(|kind| kind.to_string())
+        .collect();
+    assert_eq!(kinds, expected);
+    for kind in KUBERNETES_KINDS {
+        assert!(
+            readiness_exporter::config::KIND_NAMES.contains(kind),
+            "{kind} is not a kind"
+        );
+    }
+}
+
+#[test]
+fn cluster_role_grants_union_of_kind_rules() {
+    let text = crate::testbed::read("deploy/kubernetes/clusterrole.yaml");
+    let role_text = text.split("\n---\n").next().unwrap();
+    let role: Value = serde_saphyr::from_str(role_text).unwrap();
+    assert_eq!(role["kind"], "ClusterRole");
+    let granted = expand(&role["rules"]);
+    let union: BTreeSet<Permission> = rules_by_kind().into_values().flatten().collect();
+    assert_eq!(granted, union);
+    let verbs: BTreeSet<&str> = granted.iter().map(|(verb, _, _)| verb.as_str()).collect();
+    assert_eq!(verbs, BTreeSet::from(["get", "list"]));
+}
+
+/// Runs every body of `kind` against `api` restricted to the chart's rules for `kind`, and
+/// checks that no request is denied and that every granted permission is used.
+async fn assert_rules_exact(api: &FakeApi, kind: &str, bodies: &[&str]) {
+    let granted = rules_by_kind().remove(kind).unwrap();
+    api.restrict_to(granted.clone());
+    for body in bodies {
+        let (outcome, _) = run_check(api, kind, body).await;
+        assert_ne!(
+            outcome.status,
+            Status::Error,
+            "{kind} with `{body}`: {outcome:?}"
+        );
+    }
+    assert_eq!(
+        api.used_permissions(),
+        granted,
+        "{kind}: requested permissions differ from the chart's rules"
+    );
+}
+
+#[tokio::test]
+async fn workload_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.add([
+        complete_deployment(),
+        with(
+            shape("statefulset-complete.json"),
+            "/metadata/namespace",
+            json!("shop"),
+        ),
+        daemon_set(4, 4),
+    ]);
+    assert_rules_exact(
+        &api,
+        "kubernetes_workload",
+        &[
+            API_DEPLOYMENT,
+            "namespace: shop\nkind: statefulset\nname: postgres",
+            "namespace: shop\nkind: daemonset\nname: node-agent",
+            "namespace: shop\nselector: app.kubernetes.io/name",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pod_security_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.add([restricted_pod()]);
+    assert_rules_exact(&api, "kubernetes_pod_security", &[SHOP_PODS]).await;
+}
+
+#[tokio::test]
+async fn network_policy_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.add([
+        policy(
+            "default-deny",
+            json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+        ),
+        restricted_pod(),
+    ]);
+    assert_rules_exact(&api, "kubernetes_network_policy", &["namespaces: [shop]"]).await;
+}
+
+#[tokio::test]
+async fn ingress_tls_rules_are_exact() {
+    let api = FakeApi::start().await;
+    let leaf = ingress_ca().valid_leaf(&["api.example.com"]);
+    api.add([
+        shape("ingress-tls.json"),
+        tls_secret("api-example-com-tls", &leaf),
+    ]);
+    assert_rules_exact(&api, "kubernetes_ingress_tls", &[SHOP_INGRESSES]).await;
+}
+
+#[tokio::test]
+async fn rbac_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.add(least_privilege_rbac());
+    assert_rules_exact(&api, "kubernetes_rbac", &["namespaces: [shop]"]).await;
+}
+
+#[tokio::test]
+async fn helm_release_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.add_file(&shared_dir().join("api-shapes/kubernetes/helm-release-secrets-deployed.json"));
+    assert_rules_exact(&api, "helm_release", &[SHOP_RELEASE]).await;
+}
+
+#[tokio::test]
+async fn image_scan_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.install_crds();
+    api.add([restricted_pod(), vulnerability_report(0, 0, 1)]);
+    assert_rules_exact(&api, "image_scan", &["namespaces: [shop]"]).await;
+}
+
+#[tokio::test]
+async fn vault_injection_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.add([injected_pod()]);
+    assert_rules_exact(&api, "vault_injection", &[VAULT_PODS]).await;
+}
+
+#[tokio::test]
+async fn old_versions_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.add(switched_to_green());
+    assert_rules_exact(&api, "kubernetes_old_versions", &[OLD_VERSIONS]).await;
+}
+
+#[tokio::test]
+async fn config_rules_are_exact() {
+    let api = FakeApi::start().await;
+    api.add(complete_config());
+    assert_rules_exact(
+        &api,
+        "kubernetes_config",
+        &[
+            API_DEPLOYMENT,
+            "namespace: shop\nselector: app.kubernetes.io/name=api",
+            "namespace: shop\nkind: statefulset\nname: api",
+            "namespace: shop\nkind: daemonset\nname: api",
+        ],
+    )
+    .await;
+}
