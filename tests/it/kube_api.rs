@@ -1,7 +1,7 @@
-//! A local Kubernetes API server for tests: HTTPS on 127.0.0.1 with a certificate made at test
-//! time, discovery, get and list with label and field selectors, pagination with `limit` and
-//! `continue`, bearer-token authentication, and 401, 403 and 404 Status objects shaped like the
-//! real API server's. The exporter reaches it through the real `kube` client and a kubeconfig
+//! A local Kubernetes API server for tests, on 127.0.0.1 over HTTPS with a certificate made at
+//! test time. It serves discovery, get and list with label and field selectors, and pagination
+//! with `limit` and `continue`. It checks a bearer token and returns 401, 403 and 404 Status
+//! objects shaped like the real API server's. The exporter reaches it through the real `kube` client and a kubeconfig
 //! file the test writes; `kubectl` reaches it the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -247,7 +247,7 @@ impl FakeApi {
         value
     }
 
-    /// Answers `verb` on `plural` in `namespace` (`None`: cluster scope) with 403.
+    /// Rejects `verb` on `plural` in `namespace` (`None`: every namespace) with 403.
     pub fn forbid(&self, verb: &str, plural: &str, namespace: Option<&str>) {
         self.state.lock().unwrap().forbidden.insert((
             verb.to_string(),
@@ -261,7 +261,7 @@ impl FakeApi {
         self.state.lock().unwrap().crds_installed = true;
     }
 
-    /// Answers every get or list outside `allowed` with 403, as RBAC with only these rules would.
+    /// Rejects every get or list outside `allowed` with 403, as RBAC with only these rules would.
     pub fn restrict_to(&self, allowed: BTreeSet<Permission>) {
         self.state.lock().unwrap().allowed = Some(allowed);
     }

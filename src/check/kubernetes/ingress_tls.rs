@@ -132,38 +132,9 @@ impl IngressTlsCheck {
                     "{namespace}/{}",
                     ingress.metadata.name.clone().unwrap_or_default()
                 );
-                let spec = ingress.spec.clone().unwrap_or_default();
-                let tls = spec.tls.unwrap_or_default();
-                let mut needed_secrets: Vec<(String, Vec<String>)> = Vec::new();
-                for host in spec
-                    .rules
-                    .iter()
-                    .flatten()
-                    .filter_map(|rule| rule.host.clone())
-                {
-                    hosts += 1;
-                    let entry = tls.iter().find(|entry| {
-                        entry
-                            .hosts
-                            .iter()
-                            .flatten()
-                            .any(|pattern| host_matches(pattern, &host))
-                    });
-                    match entry.and_then(|entry| entry.secret_name.clone()) {
-                        None if entry.is_none() => findings.push(Finding {
-                            reason: Reason::TlsNotConfigured,
-                            message: format!("{name}: host `{host}` has no TLS entry"),
-                        }),
-                        None => findings.push(Finding {
-                            reason: Reason::TlsNotConfigured,
-                            message: format!("{name}: the TLS entry of host `{host}` names no secretName, so the controller's default certificate is served"),
-                        }),
-                        Some(secret) => match needed_secrets.iter_mut().find(|(s, _)| *s == secret) {
-                            Some((_, hosts)) => hosts.push(host),
-                            None => needed_secrets.push((secret, vec![host])),
-                        },
-                    }
-                }
+                let (host_count, host_findings, needed_secrets) = match_hosts(&name, ingress);
+                hosts += host_count;
+                findings.extend(host_findings);
                 if !self.read_secrets {
                     continue;
                 }
@@ -335,6 +306,55 @@ impl IngressTlsCheck {
         }
         (findings, Some(not_after))
     }
+}
+
+/// A TLS Secret's name and the hosts it must serve.
+type SecretHosts = (String, Vec<String>);
+
+/// Matches every host of an Ingress with its TLS entries. Returns the number of hosts, the
+/// findings for hosts without a usable entry, and each Secret with the hosts it must serve.
+fn match_hosts(name: &str, ingress: &Ingress) -> (usize, Vec<Finding>, Vec<SecretHosts>) {
+    let spec = ingress.spec.clone().unwrap_or_default();
+    let tls = spec.tls.unwrap_or_default();
+    let mut findings = Vec::new();
+    let mut needed_secrets: Vec<SecretHosts> = Vec::new();
+    let hosts: Vec<String> = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|rule| rule.host.clone())
+        .collect();
+    for host in &hosts {
+        let entry = tls.iter().find(|entry| {
+            entry
+                .hosts
+                .iter()
+                .flatten()
+                .any(|pattern| host_matches(pattern, host))
+        });
+        let Some(entry) = entry else {
+            findings.push(Finding {
+                reason: Reason::TlsNotConfigured,
+                message: format!("{name}: host `{host}` has no TLS entry"),
+            });
+            continue;
+        };
+        let Some(secret) = entry.secret_name.clone() else {
+            findings.push(Finding {
+                reason: Reason::TlsNotConfigured,
+                message: format!("{name}: the TLS entry of host `{host}` names no secretName, so the controller's default certificate is served"),
+            });
+            continue;
+        };
+        match needed_secrets
+            .iter_mut()
+            .find(|(known, _)| *known == secret)
+        {
+            Some((_, secret_hosts)) => secret_hosts.push(host.clone()),
+            None => needed_secrets.push((secret, vec![host.clone()])),
+        }
+    }
+    (hosts.len(), findings, needed_secrets)
 }
 
 /// Whether `pattern` (a host or a `*.` wildcard covering exactly one label) matches `host`,

@@ -3,8 +3,8 @@
 //! Every kind reads the API with the `kube` client and never changes anything: the only verbs
 //! used are `get` and `list`. All checks of one configuration load share one [`Connection`],
 //! whose client is built on first use and reused afterwards. A 403 is an error naming the verb,
-//! resource and namespace the exporter lacks, and a 404 for a whole resource type (a CRD that
-//! is not installed) is an error saying so; neither ever counts as passing.
+//! resource and namespace the exporter lacks. A 404 for a whole resource type (a CRD that is not
+//! installed) is an error saying so. Neither ever counts as passing.
 
 pub mod config_refs;
 pub mod helm_release;
@@ -31,7 +31,7 @@ use serde::Deserialize;
 use super::{Outcome, Reason};
 use crate::config::BuildContext;
 
-/// How many objects one list request asks for; larger collections are read page by page.
+/// The `limit` of one list request. Larger collections are read page by page with `continue`.
 pub const PAGE_SIZE: u32 = 500;
 
 /// The top-level `kubernetes` block, as written in the file.
@@ -42,7 +42,7 @@ pub struct ConnectionSpec {
     context: Option<String>,
 }
 
-/// Where the client's settings come from.
+/// The source of the client's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectionSource {
     /// The pod's service account: the token and CA mounted under
@@ -195,8 +195,8 @@ pub struct ApiCall {
 }
 
 impl ApiCall {
-    /// A request with `verb` on the resource type `K` in `namespace` (`None`: all namespaces
-    /// or a cluster-scoped type).
+    /// Describes a request with `verb` on the resource type `K` in `namespace` (`None`: the
+    /// cluster scope, for all namespaces or a cluster-scoped type).
     pub fn new<K>(verb: &'static str, namespace: Option<&str>) -> Self
     where
         K: Resource<DynamicType = ()>,
@@ -208,7 +208,7 @@ impl ApiCall {
         )
     }
 
-    /// A request with `verb` on a resource named `resource` (`deployments.apps`).
+    /// Describes a request with `verb` on a resource named `resource` (`deployments.apps`).
     pub fn with_resource(verb: &'static str, resource: String, namespace: Option<&str>) -> Self {
         ApiCall {
             verb,
@@ -218,7 +218,7 @@ impl ApiCall {
         }
     }
 
-    /// The same request for one object, for RBAC rules that list `resourceNames`.
+    /// Narrows the request to one object, so a 403 names it for RBAC rules with `resourceNames`.
     pub fn named(mut self, name: &str) -> Self {
         self.name = Some(name.to_string());
         self
