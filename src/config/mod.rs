@@ -413,7 +413,9 @@ fn build(
     };
 
     let mut clients = http::ClientCache::default();
-    let kubernetes = build_kubernetes(top.remove("kubernetes"), base_dir, problems, &mut clients);
+    let kubernetes_block = top.remove("kubernetes");
+    let kubernetes_definition = kubernetes_block.clone().unwrap_or_default();
+    let kubernetes = build_kubernetes(kubernetes_block, base_dir, problems, &mut clients);
     let mut checks = Vec::with_capacity(items.len());
     let mut seen: HashSet<String> = HashSet::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -438,7 +440,14 @@ fn build(
             }
         }
         let global = global.as_ref();
-        if let Some(def) = global.and_then(|global| build_check(item, global, &mut ctx)) {
+        if let Some(mut def) = global.and_then(|global| build_check(item, global, &mut ctx)) {
+            // A Kubernetes check depends on the connection block too, so a reload that changes
+            // the block restarts the check with the new client.
+            if kubernetes::KIND_NAMES.contains(&def.kind.name()) {
+                if let Some(definition) = def.definition.as_object_mut() {
+                    definition.insert("kubernetes".to_string(), kubernetes_definition.clone());
+                }
+            }
             checks.push(Arc::new(def));
         }
     }

@@ -223,6 +223,29 @@ async fn in_cluster_without_service_account_is_error() {
 }
 
 #[tokio::test]
+async fn reload_with_new_context_rebuilds_client() {
+    let api = FakeApi::start().await;
+    api.add([complete_deployment()]);
+    let checklist = |context: &str| {
+        format!(
+            "kubernetes:\n  kubeconfig: {}\n  context: {context}\nchecks:\n  - id: k8s\n    title: t\n    section: s\n    severity: critical\n    kubernetes_workload: {{namespace: shop, kind: deployment, name: api}}\n",
+            api.kubeconfig.display()
+        )
+    };
+    let exporter = crate::support::start_exporter(&checklist("wrong-token")).await;
+    exporter.wait_ready().await;
+    let before = exporter.exporter.state().entry("k8s").unwrap();
+    assert_eq!(before.last.unwrap().outcome.reason, Reason::Unauthorized);
+
+    std::fs::write(&exporter.config_path, checklist("fake")).unwrap();
+    exporter.exporter.reload().await.unwrap();
+    exporter.wait_ready().await;
+
+    let after = exporter.exporter.state().entry("k8s").unwrap();
+    assert_outcome(&after.last.unwrap().outcome, Status::Pass, Reason::Ok);
+}
+
+#[tokio::test]
 async fn list_follows_continue_tokens() {
     let api = FakeApi::start().await;
     let deployments: Vec<Value> = (0..1001)
@@ -2879,18 +2902,7 @@ fn rules_by_kind() -> BTreeMap<String, BTreeSet<Permission>> {
         .collect()
 }
 
-const KUBERNETES_KINDS: &[&str] = &[
-    "kubernetes_workload",
-    "kubernetes_pod_security",
-    "kubernetes_network_policy",
-    "kubernetes_ingress_tls",
-    "kubernetes_rbac",
-    "helm_release",
-    "image_scan",
-    "vault_injection",
-    "kubernetes_old_versions",
-    "kubernetes_config",
-];
+const KUBERNETES_KINDS: &[&str] = readiness_exporter::check::kubernetes::KIND_NAMES;
 
 #[test]
 fn chart_rules_cover_every_kubernetes_kind() {

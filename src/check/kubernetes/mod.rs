@@ -31,6 +31,20 @@ use serde::Deserialize;
 use super::{Outcome, Reason};
 use crate::config::BuildContext;
 
+/// The kinds that read the Kubernetes API through the shared [`Connection`].
+pub const KIND_NAMES: &[&str] = &[
+    "kubernetes_workload",
+    "kubernetes_pod_security",
+    "kubernetes_network_policy",
+    "kubernetes_ingress_tls",
+    "kubernetes_rbac",
+    "helm_release",
+    "image_scan",
+    "vault_injection",
+    "kubernetes_old_versions",
+    "kubernetes_config",
+];
+
 /// The `limit` of one list request. Larger collections are read page by page with `continue`.
 pub const PAGE_SIZE: u32 = 500;
 
