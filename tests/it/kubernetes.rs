@@ -3061,3 +3061,139 @@ async fn config_rules_are_exact() {
     )
     .await;
 }
+
+// --- kubernetes_workload against `kubectl rollout status` ---------------------------------------
+
+/// Runs `kubectl rollout status --watch=false` and returns whether it reports a finished
+/// rollout, with its output.
+fn kubectl_rollout_complete(
+    api: &FakeApi,
+    cache: &std::path::Path,
+    workload: &str,
+    namespace: &str,
+) -> (bool, String) {
+    let output = kubectl(
+        api,
+        cache,
+        &[
+            "rollout",
+            "status",
+            workload,
+            "-n",
+            namespace,
+            "--watch=false",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let complete = output.status.success()
+        && (text.contains("successfully rolled out")
+            || text.contains("partitioned roll out complete"));
+    (complete, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_verdicts_match_kubectl_rollout_status() {
+    if require_tools(
+        "workload_verdicts_match_kubectl_rollout_status",
+        &["kubectl"],
+    )
+    .is_none()
+    {
+        return;
+    }
+    let statefulset = |object: Value| with(object, "/metadata/namespace", json!("shop"));
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "deployment/api",
+            complete_deployment(),
+            "kind: deployment\nname: api",
+        ),
+        (
+            "deployment/api",
+            shape("deployment-mid-rollout.json"),
+            "kind: deployment\nname: api",
+        ),
+        (
+            "deployment/api",
+            with(complete_deployment(), "/metadata/generation", json!(8)),
+            "kind: deployment\nname: api",
+        ),
+        (
+            "deployment/api",
+            with(complete_deployment(), "/status/availableReplicas", json!(2)),
+            "kind: deployment\nname: api",
+        ),
+        (
+            "deployment/api",
+            with(complete_deployment(), "/status/replicas", json!(4)),
+            "kind: deployment\nname: api",
+        ),
+        (
+            "deployment/checkout",
+            shape("deployment-progress-deadline-exceeded.json"),
+            "kind: deployment\nname: checkout",
+        ),
+        (
+            "statefulset/postgres",
+            statefulset(shape("statefulset-complete.json")),
+            "kind: statefulset\nname: postgres",
+        ),
+        (
+            "statefulset/postgres",
+            statefulset(shape("statefulset-rolling-in-progress.json")),
+            "kind: statefulset\nname: postgres",
+        ),
+        (
+            "statefulset/postgres",
+            statefulset(partitioned(2, 1)),
+            "kind: statefulset\nname: postgres",
+        ),
+        (
+            "statefulset/postgres",
+            statefulset(partitioned(1, 1)),
+            "kind: statefulset\nname: postgres",
+        ),
+        (
+            "daemonset/node-agent",
+            daemon_set(4, 4),
+            "kind: daemonset\nname: node-agent",
+        ),
+        (
+            "daemonset/node-agent",
+            daemon_set(2, 4),
+            "kind: daemonset\nname: node-agent",
+        ),
+        (
+            "daemonset/node-agent",
+            daemon_set(4, 3),
+            "kind: daemonset\nname: node-agent",
+        ),
+    ];
+    for (workload, object, body) in cases {
+        let api = FakeApi::start().await;
+        api.add([
+            object,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        ]);
+        let cache = tempfile::tempdir().unwrap();
+
+        let (kubectl_complete, text) =
+            kubectl_rollout_complete(&api, cache.path(), workload, "shop");
+        let (outcome, _) = run_check(
+            &api,
+            "kubernetes_workload",
+            &format!("namespace: shop\n{body}"),
+        )
+        .await;
+
+        assert_eq!(
+            outcome.status == Status::Pass,
+            kubectl_complete,
+            "{workload}: the check says {outcome:?}, kubectl says {text}"
+        );
+    }
+}
