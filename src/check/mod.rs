@@ -16,6 +16,7 @@ pub mod dns;
 pub mod elasticsearch;
 pub mod grafana;
 pub mod http;
+pub mod kubernetes;
 pub mod loki;
 pub mod postgres;
 pub mod prometheus;
@@ -275,6 +276,66 @@ reasons! {
     DatasourceUnhealthy => "datasource_unhealthy",
     /// Some shards failed, so a count is incomplete.
     PartialResult => "partial_result",
+    /// The Kubernetes client could not be built: no in-cluster service account, or an
+    /// unusable kubeconfig.
+    ApiClientUnavailable => "api_client_unavailable",
+    /// The API server does not serve the resource type, usually because its CRD is not
+    /// installed.
+    ResourceTypeMissing => "resource_type_missing",
+    /// The named object does not exist, or a selector matches no object.
+    ObjectNotFound => "object_not_found",
+    /// The controller has not reported the status the check needs.
+    StatusNotReported => "status_not_reported",
+    /// A rollout has not finished: the spec is not observed yet, or replicas are not updated.
+    RolloutInProgress => "rollout_in_progress",
+    /// The Deployment is paused.
+    RolloutPaused => "rollout_paused",
+    /// The Deployment's Progressing condition reports ProgressDeadlineExceeded.
+    ProgressDeadlineExceeded => "progress_deadline_exceeded",
+    /// Replicas are updated but fewer than desired are ready or available.
+    ReplicasNotReady => "replicas_not_ready",
+    /// The pod template does not run the expected image tag or digest.
+    ImageMismatch => "image_mismatch",
+    /// A container's effective security context violates a least-privilege rule.
+    PodSecurityViolation => "pod_security_violation",
+    /// A namespace has no default-deny NetworkPolicy for a required direction.
+    DefaultDenyMissing => "default_deny_missing",
+    /// A running pod is selected by no NetworkPolicy.
+    PodNotSelected => "pod_not_selected",
+    /// An Ingress host has no TLS entry, or its entry names no Secret.
+    TlsNotConfigured => "tls_not_configured",
+    /// A TLS Secret is missing, not of type `kubernetes.io/tls`, or holds no usable certificate.
+    TlsSecretInvalid => "tls_secret_invalid",
+    /// A certificate has expired or is not valid yet.
+    CertificateExpired => "certificate_expired",
+    /// A certificate expires within the configured minimum validity.
+    CertificateExpiresSoon => "certificate_expires_soon",
+    /// A certificate does not name a host it is served for.
+    CertificateHostMismatch => "certificate_host_mismatch",
+    /// A service account is bound to cluster-admin or to a role with `*` verbs or resources.
+    ExcessivePermissions => "excessive_permissions",
+    /// The newest Helm release revision has status `failed`.
+    ReleaseFailed => "release_failed",
+    /// The newest Helm release revision has been pending for longer than the timeout.
+    ReleaseStuck => "release_stuck",
+    /// The newest Helm release revision is neither deployed, failed nor pending.
+    ReleaseNotDeployed => "release_not_deployed",
+    /// The deployed Helm release runs another chart version than expected.
+    ChartVersionMismatch => "chart_version_mismatch",
+    /// An image has more critical or high vulnerabilities than allowed.
+    VulnerabilitiesFound => "vulnerabilities_found",
+    /// A running container has no vulnerability report.
+    NotScanned => "not_scanned",
+    /// A pod lacks the Vault Agent Injector annotations, its mark or its agent containers.
+    InjectionMissing => "injection_missing",
+    /// The injected Vault Agent has not completed or is not ready.
+    AgentNotReady => "agent_not_ready",
+    /// A workload or ReplicaSet of an old version still has replicas.
+    OldVersionRunning => "old_version_running",
+    /// A ConfigMap or Secret that a workload references does not exist.
+    ConfigMissing => "config_missing",
+    /// A referenced ConfigMap or Secret lacks a referenced key.
+    ConfigKeyMissing => "config_key_missing",
 }
 
 impl fmt::Display for Reason {
@@ -456,6 +517,26 @@ pub enum Kind {
     Loki(Box<loki::LokiCheck>),
     /// An Elasticsearch or OpenSearch document count over a recent window.
     ElasticsearchCount(Box<elasticsearch::CountCheck>),
+    /// Deployments, StatefulSets or DaemonSets rolled out and available.
+    KubernetesWorkload(kubernetes::workload::WorkloadCheck),
+    /// Least-privilege security contexts of the selected pods.
+    KubernetesPodSecurity(kubernetes::pod_security::PodSecurityCheck),
+    /// Default-deny NetworkPolicies and pods selected by a policy.
+    KubernetesNetworkPolicy(kubernetes::network_policy::NetworkPolicyCheck),
+    /// Ingress hosts served with TLS from valid Secrets.
+    KubernetesIngressTls(kubernetes::ingress_tls::IngressTlsCheck),
+    /// Service accounts bound to cluster-admin or wildcard roles.
+    KubernetesRbac(kubernetes::rbac::RbacCheck),
+    /// The newest revision of a Helm 3 release deployed.
+    HelmRelease(kubernetes::helm_release::HelmReleaseCheck),
+    /// trivy-operator vulnerability reports of the running images.
+    ImageScan(kubernetes::image_scan::ImageScanCheck),
+    /// Vault Agent Injector annotations and ready agent containers.
+    VaultInjection(kubernetes::vault_injection::VaultInjectionCheck),
+    /// Old workloads and ReplicaSets scaled to zero after a blue/green switch.
+    KubernetesOldVersions(kubernetes::old_versions::OldVersionsCheck),
+    /// ConfigMaps and Secrets referenced by workloads exist with their keys.
+    KubernetesConfig(kubernetes::config_refs::ConfigRefsCheck),
 }
 
 impl Kind {
@@ -487,6 +568,16 @@ impl Kind {
             Kind::Grafana(_) => "grafana",
             Kind::Loki(_) => "loki",
             Kind::ElasticsearchCount(_) => "elasticsearch_count",
+            Kind::KubernetesWorkload(_) => "kubernetes_workload",
+            Kind::KubernetesPodSecurity(_) => "kubernetes_pod_security",
+            Kind::KubernetesNetworkPolicy(_) => "kubernetes_network_policy",
+            Kind::KubernetesIngressTls(_) => "kubernetes_ingress_tls",
+            Kind::KubernetesRbac(_) => "kubernetes_rbac",
+            Kind::HelmRelease(_) => "helm_release",
+            Kind::ImageScan(_) => "image_scan",
+            Kind::VaultInjection(_) => "vault_injection",
+            Kind::KubernetesOldVersions(_) => "kubernetes_old_versions",
+            Kind::KubernetesConfig(_) => "kubernetes_config",
         }
     }
 
@@ -518,6 +609,16 @@ impl Kind {
             Kind::Grafana(check) => check.run(timeout).await,
             Kind::Loki(check) => check.run(timeout).await,
             Kind::ElasticsearchCount(check) => check.run(timeout).await,
+            Kind::KubernetesWorkload(check) => check.run().await,
+            Kind::KubernetesPodSecurity(check) => check.run().await,
+            Kind::KubernetesNetworkPolicy(check) => check.run().await,
+            Kind::KubernetesIngressTls(check) => check.run().await,
+            Kind::KubernetesRbac(check) => check.run().await,
+            Kind::HelmRelease(check) => check.run().await,
+            Kind::ImageScan(check) => check.run().await,
+            Kind::VaultInjection(check) => check.run().await,
+            Kind::KubernetesOldVersions(check) => check.run().await,
+            Kind::KubernetesConfig(check) => check.run().await,
         }
     }
 }
@@ -545,6 +646,16 @@ pub fn measure_families() -> Vec<&'static MeasureFamily> {
     families.extend_from_slice(grafana::MEASURES);
     families.extend_from_slice(loki::MEASURES);
     families.extend_from_slice(elasticsearch::MEASURES);
+    families.extend_from_slice(kubernetes::workload::MEASURES);
+    families.extend_from_slice(kubernetes::pod_security::MEASURES);
+    families.extend_from_slice(kubernetes::network_policy::MEASURES);
+    families.extend_from_slice(kubernetes::ingress_tls::MEASURES);
+    families.extend_from_slice(kubernetes::rbac::MEASURES);
+    families.extend_from_slice(kubernetes::helm_release::MEASURES);
+    families.extend_from_slice(kubernetes::image_scan::MEASURES);
+    families.extend_from_slice(kubernetes::vault_injection::MEASURES);
+    families.extend_from_slice(kubernetes::old_versions::MEASURES);
+    families.extend_from_slice(kubernetes::config_refs::MEASURES);
     families
 }
 

@@ -71,7 +71,14 @@ impl<'a> LineIndex<'a> {
 
     /// The line of a top-level key inside the `global` block.
     pub fn global_line(&self, field: &str) -> Option<usize> {
-        let start = self.lines.iter().position(|l| l.starts_with("global:"))?;
+        self.block_line("global", field)
+    }
+
+    /// The line of `field` inside the top-level block `block` (`kubernetes`), or the block's own
+    /// line when the field is not written in the file.
+    pub fn block_line(&self, block: &str, field: &str) -> Option<usize> {
+        let header = format!("{block}:");
+        let start = self.lines.iter().position(|l| l.starts_with(&header))?;
         let end = (start + 1..self.lines.len())
             .find(|&n| {
                 let line = self.lines[n];

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::check::{
-    alertmanager, cors, dns, elasticsearch, grafana, http, loki, postgres, prometheus, signoff,
-    tls, vault as vault_kinds, Kind,
+    alertmanager, cors, dns, elasticsearch, grafana, http, kubernetes, loki, postgres, prometheus,
+    signoff, tls, vault as vault_kinds, Kind,
 };
 use crate::secret::SecretRef;
 use crate::vault::{Vault, VaultSpec};
@@ -223,6 +223,9 @@ pub fn load_with_env(
             (None, false) if problem.field.starts_with("global.") => {
                 index.global_line(&problem.field["global.".len()..])
             }
+            (None, false) if problem.field.starts_with("kubernetes.") => {
+                index.block_line("kubernetes", &problem.field["kubernetes.".len()..])
+            }
             (None, false) => index.top_line(&problem.field),
             _ => None,
         };
@@ -278,6 +281,8 @@ pub struct BuildContext<'a> {
     pub http_clients: &'a mut http::ClientCache,
     vault: Option<Arc<Vault>>,
     vault_used: bool,
+    /// The Kubernetes API connection shared by every Kubernetes check of this load.
+    pub kubernetes: Arc<kubernetes::Connection>,
 }
 
 impl BuildContext<'_> {
@@ -460,10 +465,12 @@ fn build(
         }
     };
     for key in top.keys() {
-        if key != "global" && key != "checks" && key != "vault" {
+        if !matches!(key.as_str(), "global" | "checks" | "vault" | "kubernetes") {
             problems.push(top_problem(
                 key,
-                format!("unknown top-level key `{key}`; expected `global`, `checks` or `vault`"),
+                format!(
+                    "unknown top-level key `{key}`; expected `global`, `checks`, `vault` or `kubernetes`"
+                ),
             ));
         }
     }
@@ -483,6 +490,9 @@ fn build(
     };
 
     let mut clients = http::ClientCache::default();
+    let kubernetes_block = top.remove("kubernetes");
+    let kubernetes_definition = kubernetes_block.clone().unwrap_or_default();
+    let kubernetes = build_kubernetes(kubernetes_block, base_dir, problems, &mut clients);
     let mut checks = Vec::with_capacity(items.len());
     let mut seen: HashSet<String> = HashSet::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -498,6 +508,7 @@ fn build(
             http_clients: &mut clients,
             vault: vault.clone(),
             vault_used: false,
+            kubernetes: kubernetes.clone(),
         };
         if let Some(id) = &id {
             if !seen.insert(id.clone()) {
@@ -514,6 +525,13 @@ fn build(
                 (ctx.vault_used, &vault, def.definition.as_object_mut())
             {
                 definition.insert("$vault".to_string(), vault.definition().clone());
+            }
+            // A Kubernetes check depends on the connection block too, so a reload that changes
+            // the block restarts the check with the new client.
+            if kubernetes::KIND_NAMES.contains(&def.kind.name()) {
+                if let Some(definition) = def.definition.as_object_mut() {
+                    definition.insert("kubernetes".to_string(), kubernetes_definition.clone());
+                }
             }
             checks.push(Arc::new(def));
         }
@@ -559,6 +577,7 @@ fn build_vault(
         http_clients: &mut clients,
         vault: None,
         vault_used: false,
+        kubernetes: Arc::default(),
     };
     Vault::build(spec, value, &mut ctx)
 }
@@ -595,6 +614,7 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         http_clients: &mut clients,
         vault: None,
         vault_used: false,
+        kubernetes: Arc::default(),
     };
 
     let listen = raw
@@ -659,6 +679,38 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         max_concurrent_checks,
         external_url,
     })
+}
+
+/// Validates the optional top-level `kubernetes` block; without it, checks use the in-cluster
+/// service account.
+fn build_kubernetes(
+    value: Option<serde_json::Value>,
+    base_dir: &Path,
+    problems: &mut Vec<Problem>,
+    clients: &mut http::ClientCache,
+) -> Arc<kubernetes::Connection> {
+    let spec: kubernetes::ConnectionSpec = match value {
+        None | Some(serde_json::Value::Null) => return Arc::default(),
+        Some(value) => match serde_json::from_value(value) {
+            Ok(spec) => spec,
+            Err(err) => {
+                let (field, message) = describe_serde_error(&err);
+                problems.push(top_problem(&format!("kubernetes.{field}"), message));
+                return Arc::default();
+            }
+        },
+    };
+    let mut ctx = BuildContext {
+        problems,
+        check: None,
+        index: None,
+        base_dir,
+        http_clients: clients,
+        vault: None,
+        vault_used: false,
+        kubernetes: Arc::default(),
+    };
+    Arc::new(kubernetes::Connection::build(spec, &mut ctx))
 }
 
 fn build_check(
@@ -869,6 +921,42 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
     if let Some(spec) = raw.elasticsearch_count.take() {
         return elasticsearch::CountCheck::build(spec, ctx)
             .map(|check| Kind::ElasticsearchCount(Box::new(check)));
+    }
+    if let Some(spec) = raw.kubernetes_workload.take() {
+        return kubernetes::workload::WorkloadCheck::build(spec, ctx).map(Kind::KubernetesWorkload);
+    }
+    if let Some(spec) = raw.kubernetes_pod_security.take() {
+        return kubernetes::pod_security::PodSecurityCheck::build(spec, ctx)
+            .map(Kind::KubernetesPodSecurity);
+    }
+    if let Some(spec) = raw.kubernetes_network_policy.take() {
+        return kubernetes::network_policy::NetworkPolicyCheck::build(spec, ctx)
+            .map(Kind::KubernetesNetworkPolicy);
+    }
+    if let Some(spec) = raw.kubernetes_ingress_tls.take() {
+        return kubernetes::ingress_tls::IngressTlsCheck::build(spec, ctx)
+            .map(Kind::KubernetesIngressTls);
+    }
+    if let Some(spec) = raw.kubernetes_rbac.take() {
+        return kubernetes::rbac::RbacCheck::build(spec, ctx).map(Kind::KubernetesRbac);
+    }
+    if let Some(spec) = raw.helm_release.take() {
+        return kubernetes::helm_release::HelmReleaseCheck::build(spec, ctx).map(Kind::HelmRelease);
+    }
+    if let Some(spec) = raw.image_scan.take() {
+        return kubernetes::image_scan::ImageScanCheck::build(spec, ctx).map(Kind::ImageScan);
+    }
+    if let Some(spec) = raw.vault_injection.take() {
+        return kubernetes::vault_injection::VaultInjectionCheck::build(spec, ctx)
+            .map(Kind::VaultInjection);
+    }
+    if let Some(spec) = raw.kubernetes_old_versions.take() {
+        return kubernetes::old_versions::OldVersionsCheck::build(spec, ctx)
+            .map(Kind::KubernetesOldVersions);
+    }
+    if let Some(spec) = raw.kubernetes_config.take() {
+        return kubernetes::config_refs::ConfigRefsCheck::build(spec, ctx)
+            .map(Kind::KubernetesConfig);
     }
     None
 }

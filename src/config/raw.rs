@@ -4,6 +4,16 @@
 
 use serde::Deserialize;
 
+use crate::check::kubernetes::config_refs;
+use crate::check::kubernetes::helm_release;
+use crate::check::kubernetes::image_scan;
+use crate::check::kubernetes::ingress_tls;
+use crate::check::kubernetes::network_policy;
+use crate::check::kubernetes::old_versions;
+use crate::check::kubernetes::pod_security;
+use crate::check::kubernetes::rbac;
+use crate::check::kubernetes::vault_injection;
+use crate::check::kubernetes::workload;
 use crate::check::postgres::{archiving, migrations, query, reachable, replication};
 use crate::check::prometheus::{alertmanagers, query as prometheus_query, rules, targets};
 use crate::check::{
@@ -58,6 +68,16 @@ pub struct RawCheck {
     pub grafana: Option<grafana::GrafanaSpec>,
     pub loki: Option<loki::LokiSpec>,
     pub elasticsearch_count: Option<elasticsearch::CountSpec>,
+    pub kubernetes_workload: Option<workload::WorkloadSpec>,
+    pub kubernetes_pod_security: Option<pod_security::PodSecuritySpec>,
+    pub kubernetes_network_policy: Option<network_policy::NetworkPolicySpec>,
+    pub kubernetes_ingress_tls: Option<ingress_tls::IngressTlsSpec>,
+    pub kubernetes_rbac: Option<rbac::RbacSpec>,
+    pub helm_release: Option<helm_release::HelmReleaseSpec>,
+    pub image_scan: Option<image_scan::ImageScanSpec>,
+    pub vault_injection: Option<vault_injection::VaultInjectionSpec>,
+    pub kubernetes_old_versions: Option<old_versions::OldVersionsSpec>,
+    pub kubernetes_config: Option<config_refs::ConfigRefsSpec>,
 }
 
 impl RawCheck {
@@ -133,6 +153,36 @@ impl RawCheck {
         if self.elasticsearch_count.is_some() {
             kinds.push("elasticsearch_count");
         }
+        if self.kubernetes_workload.is_some() {
+            kinds.push("kubernetes_workload");
+        }
+        if self.kubernetes_pod_security.is_some() {
+            kinds.push("kubernetes_pod_security");
+        }
+        if self.kubernetes_network_policy.is_some() {
+            kinds.push("kubernetes_network_policy");
+        }
+        if self.kubernetes_ingress_tls.is_some() {
+            kinds.push("kubernetes_ingress_tls");
+        }
+        if self.kubernetes_rbac.is_some() {
+            kinds.push("kubernetes_rbac");
+        }
+        if self.helm_release.is_some() {
+            kinds.push("helm_release");
+        }
+        if self.image_scan.is_some() {
+            kinds.push("image_scan");
+        }
+        if self.vault_injection.is_some() {
+            kinds.push("vault_injection");
+        }
+        if self.kubernetes_old_versions.is_some() {
+            kinds.push("kubernetes_old_versions");
+        }
+        if self.kubernetes_config.is_some() {
+            kinds.push("kubernetes_config");
+        }
         kinds
     }
 }
@@ -162,4 +212,14 @@ pub const KIND_NAMES: &[&str] = &[
     "grafana",
     "loki",
     "elasticsearch_count",
+    "kubernetes_workload",
+    "kubernetes_pod_security",
+    "kubernetes_network_policy",
+    "kubernetes_ingress_tls",
+    "kubernetes_rbac",
+    "helm_release",
+    "image_scan",
+    "vault_injection",
+    "kubernetes_old_versions",
+    "kubernetes_config",
 ];

@@ -192,3 +192,33 @@ fn shipped_examples_load() {
     }
     assert!(loaded >= 1);
 }
+
+#[test]
+fn coverage_page_names_example_checks() {
+    support::init();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut ids = std::collections::BTreeSet::new();
+    for example in ["examples/ojala-production.yaml", "examples/database.yaml"] {
+        let config = config::load_with_env(&root.join(example), Some(HashMap::new()))
+            .unwrap_or_else(|err| panic!("{err}"));
+        ids.extend(config.checks.iter().map(|check| check.id.clone()));
+    }
+    let page = std::fs::read_to_string(root.join("docs/checklist-coverage.md")).unwrap();
+    let mut named = 0;
+    for line in page.lines().filter(|line| line.starts_with("| ")) {
+        let Some(cell) = line.split('|').nth(2) else {
+            continue;
+        };
+        for id in cell.split('`').skip(1).step_by(2) {
+            assert!(
+                ids.contains(id),
+                "docs/checklist-coverage.md names `{id}`, which no example defines"
+            );
+            named += 1;
+        }
+    }
+    assert!(
+        named > 40,
+        "only {named} check ids found on the coverage page"
+    );
+}

@@ -41,6 +41,12 @@ mod fuzz;
 mod grafana;
 mod helm_chart;
 mod http;
+#[allow(
+    dead_code,
+    reason = "each Kubernetes kind uses a different subset of the local API server"
+)]
+mod kube_api;
+mod kubernetes;
 mod loki;
 mod monitoring;
 mod postgres;
