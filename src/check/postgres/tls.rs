@@ -18,12 +18,8 @@ use rustls_platform_verifier::BuilderVerifierExt;
 use super::SslMode;
 
 /// The crypto provider the crate is built with.
-#[allow(
-    deprecated,
-    reason = "ring is the only provider built; aws-lc-rs needs a C toolchain"
-)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(crate::crypto_provider())
 }
 
 /// Reads the PEM certificates of a CA file into a root store.
