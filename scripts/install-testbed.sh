@@ -5,18 +5,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages and the command that proves each one is installed: a name looked up on PATH,
-# in /usr/sbin and /usr/bin, or an absolute path for binaries outside them.
+# Debian packages and the file that proves each one is installed: a command looked up on PATH,
+# in /usr/sbin and /usr/bin, or an absolute path for files outside them (binaries and modules).
 declare -A DEBIAN_PACKAGES=(
   [nginx-light]=nginx
   [postgresql]=/usr/lib/postgresql/15/bin/initdb
   [prometheus]=promtool
   [prometheus-alertmanager]=amtool
+  [prometheus-blackbox-exporter]=prometheus-blackbox-exporter
+  [wrk]=wrk
+  [libnginx-mod-stream]=/usr/lib/nginx/modules/ngx_stream_module.so
 )
 
 missing=()
 for package in "${!DEBIAN_PACKAGES[@]}"; do
   command -v "${DEBIAN_PACKAGES[$package]}" >/dev/null 2>&1 || \
+    { [[ ${DEBIAN_PACKAGES[$package]} == /* ]] && [ -e "${DEBIAN_PACKAGES[$package]}" ]; } || \
     [ -x "/usr/sbin/${DEBIAN_PACKAGES[$package]}" ] || \
     [ -x "/usr/bin/${DEBIAN_PACKAGES[$package]}" ] || missing+=("$package")
 done

@@ -49,6 +49,17 @@ struct Cli {
         env = "READINESS_EXPORTER_LOG_LEVEL"
     )]
     log_level: String,
+    /// Threads that run checks and serve requests. One keeps the cost of a check lowest; more
+    /// help only when TLS handshakes or scrapes of many thousands of checks need more than one
+    /// core.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=256),
+        env = "READINESS_EXPORTER_WORKER_THREADS"
+    )]
+    worker_threads: u16,
     #[command(subcommand)]
     command: Command,
 }
@@ -97,6 +108,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, &cli.log_level);
     install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(cli.worker_threads))
         .enable_all()
         .build()
     {

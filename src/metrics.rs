@@ -4,6 +4,11 @@
 //! never runs a check, series of removed checks disappear with the check, and staleness is judged
 //! at the moment of the scrape. Label values are check metadata and fixed reason names only; error
 //! text never becomes a label.
+//!
+//! Two encoders write the same bytes. [`registry`] and [`encode`] go through prometheus-client and
+//! are the reference. [`encode_state`] serves `/metrics`: it writes the same text by hand from
+//! label sets rendered once per check, which makes a scrape of 10,000 checks several times
+//! cheaper. A unit test compares the two line by line.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +22,10 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::check::{measure_families, Measure, MeasureFamily, Status};
 use crate::state::{Entry, State};
+
+mod writer;
+
+pub use writer::{encode_state, SeriesParts};
 
 /// The content type of the exposition: OpenMetrics text, which Prometheus requests first.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

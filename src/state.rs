@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::check::{Outcome, Reason, Status};
 use crate::config::CheckDef;
+use crate::metrics::SeriesParts;
 
 /// How many intervals a result stays current before it counts as unknown.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
@@ -39,11 +40,15 @@ pub struct Entry {
     pub last_success: Option<SystemTime>,
     /// Non-passing runs by reason, since the check was defined as it is now.
     pub failures: BTreeMap<Reason, u64>,
+    /// The parts of the check's `/metrics` series that change only with its definition,
+    /// rendered when the definition is set.
+    pub(crate) series: Arc<SeriesParts>,
 }
 
 impl Entry {
     fn new(def: Arc<CheckDef>) -> Self {
         Entry {
+            series: Arc::new(SeriesParts::render(&def)),
             def,
             last: None,
             last_success: None,
@@ -51,13 +56,28 @@ impl Entry {
         }
     }
 
+    /// Returns the status that outputs show at `now`, as [`Entry::effective`] does, without
+    /// building the message.
+    pub fn status_at(&self, now: SystemTime) -> Status {
+        match &self.last {
+            None => Status::Unknown,
+            Some(last) if self.stale_age(last, now).is_some() => Status::Unknown,
+            Some(last) => last.outcome.status,
+        }
+    }
+
+    /// Returns the age of `last` at `now` when it is older than the staleness limit.
+    fn stale_age(&self, last: &CheckResult, now: SystemTime) -> Option<Duration> {
+        let age = now.duration_since(last.finished()).unwrap_or_default();
+        (age > self.def.interval * STALE_AFTER_INTERVALS).then_some(age)
+    }
+
     /// Returns the status that outputs show at `now`: a missing or stale result is unknown.
     pub fn effective(&self, now: SystemTime) -> (Status, Reason, String) {
         let Some(last) = &self.last else {
             return (Status::Unknown, Reason::NotRun, "not run yet".to_string());
         };
-        let age = now.duration_since(last.finished()).unwrap_or_default();
-        if age > self.def.interval * STALE_AFTER_INTERVALS {
+        if let Some(age) = self.stale_age(last, now) {
             let message = format!(
                 "last result is {} old, more than {STALE_AFTER_INTERVALS} intervals; the exporter may be overloaded",
                 humantime::format_duration(Duration::from_secs(age.as_secs()))
@@ -108,8 +128,10 @@ pub struct GateFailure {
 
 #[derive(Default)]
 struct Checks {
-    order: Vec<String>,
-    entries: HashMap<String, Entry>,
+    /// Every entry in configuration order, so outputs walk them without a lookup per check.
+    entries: Vec<Entry>,
+    /// The position of each check id in `entries`.
+    index: HashMap<String, usize>,
 }
 
 /// Shared, thread-safe store of results.
@@ -148,17 +170,23 @@ impl State {
     /// changed checks start over as unknown; removed checks disappear from every output.
     pub fn set_checks(&self, checks: &[Arc<CheckDef>]) {
         let mut guard = self.checks.write().unwrap_or_else(|e| e.into_inner());
-        let mut old = std::mem::take(&mut guard.entries);
-        guard.order = checks.iter().map(|def| def.id.clone()).collect();
+        let mut old: HashMap<String, Entry> = std::mem::take(&mut guard.entries)
+            .into_iter()
+            .map(|entry| (entry.def.id.clone(), entry))
+            .collect();
+        guard.index.clear();
         for def in checks {
             let entry = match old.remove(&def.id) {
                 Some(mut entry) if entry.def.definition == def.definition => {
+                    entry.series = Arc::new(SeriesParts::render(def));
                     entry.def = def.clone();
                     entry
                 }
                 _ => Entry::new(def.clone()),
             };
-            guard.entries.insert(def.id.clone(), entry);
+            let position = guard.entries.len();
+            guard.index.insert(def.id.clone(), position);
+            guard.entries.push(entry);
         }
     }
 
@@ -166,7 +194,8 @@ impl State {
     /// A result of a definition that a reload replaced is dropped.
     pub fn record(&self, def: &Arc<CheckDef>, result: CheckResult) -> Option<Status> {
         let mut guard = self.checks.write().unwrap_or_else(|e| e.into_inner());
-        let entry = guard.entries.get_mut(&def.id)?;
+        let position = *guard.index.get(&def.id)?;
+        let entry = &mut guard.entries[position];
         if entry.def.definition != def.definition {
             return None;
         }
@@ -183,21 +212,15 @@ impl State {
     /// Calls `f` with every entry in configuration order, under one read lock.
     pub fn for_each(&self, mut f: impl FnMut(&Entry)) {
         let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
-        for id in &guard.order {
-            if let Some(entry) = guard.entries.get(id) {
-                f(entry);
-            }
+        for entry in &guard.entries {
+            f(entry);
         }
     }
 
     /// Calls `f` with every entry in configuration order, under one read lock, without copying.
     pub fn with_entries<R>(&self, f: impl FnOnce(&[&Entry]) -> R) -> R {
         let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
-        let entries: Vec<&Entry> = guard
-            .order
-            .iter()
-            .filter_map(|id| guard.entries.get(id))
-            .collect();
+        let entries: Vec<&Entry> = guard.entries.iter().collect();
         f(&entries)
     }
 
@@ -211,7 +234,8 @@ impl State {
     /// Returns a copy of one entry.
     pub fn entry(&self, id: &str) -> Option<Entry> {
         let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
-        guard.entries.get(id).cloned()
+        let position = *guard.index.get(id)?;
+        guard.entries.get(position).cloned()
     }
 
     /// True when every configured check has finished at least one run.

@@ -162,6 +162,13 @@ fn build_client(
     let mut builder = reqwest::Client::builder()
         .redirect(policy)
         .pool_max_idle_per_host(0)
+        // A connection carries one request and ends within the check's timeout, so TCP keepalive
+        // and TCP_USER_TIMEOUT (reqwest 0.13 sets both by default) would only cost five
+        // setsockopt calls per run.
+        .tcp_keepalive(None)
+        .tcp_keepalive_interval(None)
+        .tcp_keepalive_retries(None)
+        .tcp_user_timeout(None)
         .no_proxy()
         .user_agent(concat!("readiness-exporter/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {

@@ -190,7 +190,7 @@ fn metrics(exporter: &Exporter) -> Response<Body> {
     respond(
         StatusCode::OK,
         crate::metrics::CONTENT_TYPE,
-        crate::metrics::encode(exporter.registry()),
+        crate::metrics::encode_state(exporter.state()),
     )
 }
 

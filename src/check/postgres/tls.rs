@@ -22,12 +22,8 @@ use super::SslMode;
 use crate::check::tls::RecordingVerifier;
 
 /// The crypto provider the crate is built with.
-#[allow(
-    deprecated,
-    reason = "ring is the only provider built; aws-lc-rs needs a C toolchain"
-)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(crate::crypto_provider())
 }
 
 /// Reads the PEM certificates of a CA file into a root store.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Benchmarks readiness-exporter next to blackbox_exporter and a bare client on the same nginx
+# targets on 127.0.0.1, and prints the result tables in Markdown.
+#
+#   bash scripts/bench/compare.sh                  # side by side: about 15 minutes
+#   bash scripts/bench/compare.sh scale            # 1,000 and 10,000 checks: about 6 minutes
+#   bash scripts/bench/compare.sh side-by-side --scenarios http tls-ecdsa --repetitions 5
+#
+# `python3 scripts/bench/compare.py --help` lists every option. Needs nginx with its stream
+# module, blackbox_exporter, wrk and openssl (scripts/install-testbed.sh installs them). Builds
+# the exporter and the bench client in release mode and runs copies of both, because other
+# builds may replace the binaries in the target directory during a run. Every process it starts
+# is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+for command in prometheus-blackbox-exporter wrk openssl; do
+  command -v "$command" >/dev/null || {
+    echo "error: $command not found; run scripts/install-testbed.sh as root" >&2
+    exit 1
+  }
+done
+
+cargo build --release --quiet --bin readiness-exporter --example bench_client
+target_dir=${CARGO_TARGET_DIR:-target}
+binaries=$(mktemp -d)
+trap 'rm -rf "$binaries"' EXIT
+cp "$target_dir/release/readiness-exporter" "$target_dir/release/examples/bench_client" "$binaries/"
+
+python3 scripts/bench/compare.py "$@" \
+  --exporter "$binaries/readiness-exporter" --bench-client "$binaries/bench_client"

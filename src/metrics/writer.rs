@@ -1,0 +1,545 @@
+//! The `/metrics` exposition written by hand, byte for byte as prometheus-client writes it.
+//!
+//! prometheus-client's text encoder escapes and joins every label of every series on every
+//! scrape. With 10,000 checks that is about 110,000 series and 330,000 label pairs, and encoding
+//! took about 11 times as long as copying the same bytes. This writer renders each check's label
+//! sets and interval once, when the state receives the check's definition ([`SeriesParts`]), and a
+//! scrape only appends those strings, the family names and the values of the last run.
+//!
+//! The families, their order, names, help texts, units and value formats must stay those of the
+//! prometheus-client collector in the parent module ([`super::registry`]). The unit test
+//! `writer_matches_prometheus_client` compares both encodings line by line for a state that
+//! covers every family, every status and label values that need escaping, so a change to one
+//! encoder without the other fails that test.
+
+use std::time::SystemTime;
+
+use super::{seconds, unit_of, REVISION, VERSION};
+use crate::check::{measure_families, Measure, Status};
+use crate::config::CheckDef;
+use crate::state::{Entry, State};
+
+/// The parts of one check's series that change only with its definition, in the exposition
+/// format: label sets escaped and joined, and the interval.
+#[derive(Debug)]
+pub struct SeriesParts {
+    /// `check="ID"`, the labels of every per-check series.
+    check: String,
+    /// The seven labels of `readiness_check_info`, from `check` to `runbook_url`.
+    info: String,
+    /// The interval in seconds, formatted.
+    interval: String,
+}
+
+impl SeriesParts {
+    /// Renders the parts of `def`.
+    pub(crate) fn render(def: &CheckDef) -> SeriesParts {
+        let mut check = String::with_capacity(def.id.len() + 9);
+        push_label(&mut check, "check", &def.id);
+        let pairs = [
+            ("title", def.title.as_str()),
+            ("section", def.section.as_str()),
+            ("severity", def.severity.as_str()),
+            ("kind", def.kind.name()),
+            ("blocking", if def.blocking { "true" } else { "false" }),
+            ("runbook_url", def.runbook_url.as_deref().unwrap_or("")),
+        ];
+        let mut info = check.clone();
+        for (name, value) in pairs {
+            info.push(',');
+            push_label(&mut info, name, value);
+        }
+        let interval = dtoa::Buffer::new()
+            .format(def.interval.as_secs_f64())
+            .to_string();
+        SeriesParts {
+            check,
+            info,
+            interval,
+        }
+    }
+}
+
+/// A sample value: a number to format, or text formatted earlier.
+enum Value<'a> {
+    Number(f64),
+    Formatted(&'a str),
+}
+
+/// Encodes the state in the OpenMetrics text format, as `/metrics` serves it.
+///
+/// The output equals [`super::encode`] of [`super::registry`] for the same state.
+pub fn encode_state(state: &State) -> String {
+    let now = SystemTime::now();
+    state.with_entries(|entries| {
+        let mut writer = Writer {
+            out: String::with_capacity(estimated_size(entries)),
+        };
+        writer.write_checks(entries, now);
+        writer.write_exporter(state, entries);
+        writer.write_measures(entries);
+        writer.out.push_str("# EOF\n");
+        writer.out
+    })
+}
+
+/// Returns an estimate of the exposition's size that is rarely too small, so the output is
+/// allocated once instead of growing through a dozen copies at 10,000 checks.
+fn estimated_size(entries: &[&Entry]) -> usize {
+    let labels: usize = entries
+        .iter()
+        .map(|entry| entry.series.info.len() + 16 * (entry.series.check.len() + 64))
+        .sum();
+    labels + 8 * 1024
+}
+
+struct Writer {
+    out: String,
+}
+
+impl Writer {
+    fn write_checks(&mut self, entries: &[&Entry], now: SystemTime) {
+        let statuses: Vec<Status> = entries.iter().map(|entry| entry.status_at(now)).collect();
+
+        self.per_check(
+            "readiness_check_success",
+            "1 when the check's last result is a pass, 0 otherwise",
+            None,
+            entries,
+            // The float format of 1 and 0, as dtoa writes them.
+            |i, _| {
+                Some(Value::Formatted(if statuses[i] == Status::Pass {
+                    "1.0"
+                } else {
+                    "0.0"
+                }))
+            },
+        );
+
+        self.descriptor(
+            "readiness_check_result",
+            "The check's current result as a state set over pass, fail, error and unknown",
+            None,
+            "gauge",
+        );
+        for (entry, status) in entries.iter().zip(&statuses) {
+            for candidate in Status::ALL {
+                self.out.push_str("readiness_check_result{");
+                self.out.push_str(&entry.series.check);
+                self.out.push_str(",result=\"");
+                self.out.push_str(candidate.as_str());
+                self.out.push_str(if *status == candidate {
+                    "\"} 1\n"
+                } else {
+                    "\"} 0\n"
+                });
+            }
+        }
+
+        self.descriptor(
+            "readiness_check_info",
+            "Metadata of each check; always 1, joined on the check label",
+            None,
+            "gauge",
+        );
+        for entry in entries {
+            self.out.push_str("readiness_check_info{");
+            self.out.push_str(&entry.series.info);
+            self.out.push_str("} 1\n");
+        }
+
+        self.per_check(
+            "readiness_check_duration",
+            "Duration of the check's last run",
+            Some("seconds"),
+            entries,
+            |_, entry| {
+                let last = entry.last.as_ref()?;
+                Some(Value::Number(last.duration.as_secs_f64()))
+            },
+        );
+        self.per_check(
+            "readiness_check_interval",
+            "Configured interval between runs of the check",
+            Some("seconds"),
+            entries,
+            |_, entry| Some(Value::Formatted(&entry.series.interval)),
+        );
+        self.per_check(
+            "readiness_check_last_run_timestamp",
+            "When the check's last run finished, as a Unix timestamp",
+            Some("seconds"),
+            entries,
+            |_, entry| {
+                let last = entry.last.as_ref()?;
+                Some(Value::Number(seconds(last.finished())))
+            },
+        );
+        self.per_check(
+            "readiness_check_last_success_timestamp",
+            "When the check last passed, as a Unix timestamp",
+            Some("seconds"),
+            entries,
+            |_, entry| entry.last_success.map(|time| Value::Number(seconds(time))),
+        );
+
+        self.descriptor(
+            "readiness_check_failures",
+            "Runs of the check that did not pass, by reason",
+            None,
+            "counter",
+        );
+        for entry in entries {
+            for (reason, count) in &entry.failures {
+                self.out.push_str("readiness_check_failures_total{");
+                self.out.push_str(&entry.series.check);
+                self.out.push_str(",reason=\"");
+                self.out.push_str(reason.as_str());
+                self.out.push_str("\"} ");
+                self.out.push_str(itoa::Buffer::new().format(*count));
+                self.out.push('\n');
+            }
+        }
+
+        let gate_open = entries
+            .iter()
+            .zip(&statuses)
+            .all(|(entry, status)| !entry.def.blocking || *status == Status::Pass);
+        self.scalar(
+            "readiness_gate_open",
+            "1 when every blocking check passes",
+            None,
+            f64::from(u8::from(gate_open)),
+        );
+    }
+
+    fn write_exporter(&mut self, state: &State, entries: &[&Entry]) {
+        self.descriptor(
+            "readiness_exporter_build_info",
+            "Version and git revision of the exporter, and the URL of its status page; always 1",
+            None,
+            "gauge",
+        );
+        let external_url = state.external_url().unwrap_or_default();
+        self.out.push_str("readiness_exporter_build_info{");
+        push_label(&mut self.out, "version", VERSION);
+        self.out.push(',');
+        push_label(&mut self.out, "revision", REVISION);
+        self.out.push(',');
+        push_label(&mut self.out, "external_url", &external_url);
+        self.out.push_str("} 1\n");
+
+        self.scalar(
+            "readiness_exporter_start_time",
+            "When the exporter started, as a Unix timestamp",
+            Some("seconds"),
+            seconds(state.started),
+        );
+        self.scalar(
+            "readiness_exporter_checks",
+            "Number of configured checks",
+            None,
+            entries.len() as f64,
+        );
+        let reload = state.reload_status();
+        self.scalar(
+            "readiness_exporter_config_last_reload_successful",
+            "1 when the last configuration reload was applied",
+            None,
+            f64::from(u8::from(reload.successful)),
+        );
+        self.scalar(
+            "readiness_exporter_config_last_reload_success_timestamp",
+            "When a configuration was last applied, as a Unix timestamp",
+            Some("seconds"),
+            seconds(reload.last_success),
+        );
+        self.descriptor(
+            "readiness_exporter_config_reloads",
+            "Configuration reloads since start, by result: applied or rejected",
+            None,
+            "counter",
+        );
+        for (result, count) in [("success", reload.successes), ("failure", reload.failures)] {
+            self.out.push_str("readiness_exporter_config_reloads_total{");
+            push_label(&mut self.out, "result", result);
+            self.out.push_str("} ");
+            self.out.push_str(&count.to_string());
+            self.out.push('\n');
+        }
+    }
+
+    /// Writes each kind's measure families in the order of [`measure_families`], with the series
+    /// of one family together and families without series left out.
+    fn write_measures(&mut self, entries: &[&Entry]) {
+        let families = measure_families();
+        let mut series: Vec<Vec<(&Entry, &Measure)>> = vec![Vec::new(); families.len()];
+        for entry in entries {
+            let Some(last) = &entry.last else { continue };
+            for measure in &last.outcome.measures {
+                let family = families
+                    .iter()
+                    .position(|family| std::ptr::eq(*family, measure.family));
+                if let Some(index) = family {
+                    series[index].push((entry, measure));
+                }
+            }
+        }
+
+        for (family, series) in families.iter().zip(series) {
+            if series.is_empty() {
+                continue;
+            }
+            let unit = unit_of(family);
+            let unit = unit.as_ref().map(|unit| unit.as_str());
+            self.descriptor(family.name, family.help, unit, "gauge");
+            let name = full_name(family.name, unit);
+            for (entry, measure) in series {
+                self.out.push_str(&name);
+                self.out.push('{');
+                self.out.push_str(&entry.series.check);
+                for (label, value) in family.labels.iter().zip(&measure.label_values) {
+                    self.out.push(',');
+                    push_label(&mut self.out, label, value);
+                }
+                self.out.push('}');
+                self.push_f64(measure.value);
+                self.out.push('\n');
+            }
+        }
+    }
+
+    /// Writes a gauge family with one series per check, labelled `check`. A check without a
+    /// value has no series.
+    fn per_check(
+        &mut self,
+        name: &str,
+        help: &str,
+        unit: Option<&str>,
+        entries: &[&Entry],
+        value: impl for<'e> Fn(usize, &'e Entry) -> Option<Value<'e>>,
+    ) {
+        self.descriptor(name, help, unit, "gauge");
+        let mut series_start = full_name(name, unit);
+        series_start.push('{');
+        for (i, entry) in entries.iter().enumerate() {
+            let Some(value) = value(i, entry) else {
+                continue;
+            };
+            self.out.push_str(&series_start);
+            self.out.push_str(&entry.series.check);
+            self.out.push('}');
+            match value {
+                Value::Number(number) => self.push_f64(number),
+                Value::Formatted(text) => {
+                    self.out.push(' ');
+                    self.out.push_str(text);
+                }
+            }
+            self.out.push('\n');
+        }
+    }
+
+    fn scalar(&mut self, name: &str, help: &str, unit: Option<&str>, value: f64) {
+        self.descriptor(name, help, unit, "gauge");
+        self.out.push_str(&full_name(name, unit));
+        self.push_f64(value);
+        self.out.push('\n');
+    }
+
+    /// Writes the `# HELP`, `# TYPE` and, with a unit, `# UNIT` lines of a family.
+    fn descriptor(&mut self, name: &str, help: &str, unit: Option<&str>, metric_type: &str) {
+        let full = full_name(name, unit);
+        for line in [("# HELP ", help), ("# TYPE ", metric_type)] {
+            self.out.push_str(line.0);
+            self.out.push_str(&full);
+            self.out.push(' ');
+            self.out.push_str(line.1);
+            self.out.push('\n');
+        }
+        if let Some(unit) = unit {
+            self.out.push_str("# UNIT ");
+            self.out.push_str(&full);
+            self.out.push(' ');
+            self.out.push_str(unit);
+            self.out.push('\n');
+        }
+    }
+
+    /// Writes a space and `value` in prometheus-client's float format (dtoa's shortest
+    /// round-trip form, such as `1.0` or `1733350000.25`).
+    fn push_f64(&mut self, value: f64) {
+        self.out.push(' ');
+        self.out.push_str(dtoa::Buffer::new().format(value));
+    }
+}
+
+fn full_name(name: &str, unit: Option<&str>) -> String {
+    match unit {
+        Some(unit) => format!("{name}_{unit}"),
+        None => name.to_string(),
+    }
+}
+
+/// Appends `name="value"`, escaping the value as the OpenMetrics format requires: backslash,
+/// double quote and line feed.
+fn push_label(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str("=\"");
+    let mut start = 0;
+    for (index, byte) in value.bytes().enumerate() {
+        let escaped = match byte {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        out.push_str(&value[start..index]);
+        out.push_str(escaped);
+        start = index + 1;
+    }
+    out.push_str(&value[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::check::scripted::{Behaviour, Counters, ScriptedCheck};
+    use crate::check::{http, tls, Kind, Outcome, Reason};
+    use crate::config::Severity;
+    use crate::state::CheckResult;
+
+    fn def(id: &str, title: &str, blocking: bool, runbook_url: Option<&str>) -> Arc<CheckDef> {
+        Arc::new(CheckDef {
+            id: id.to_string(),
+            title: title.to_string(),
+            section: "Sección \"II\"".to_string(),
+            severity: Severity::Critical,
+            blocking,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            jitter: Duration::ZERO,
+            runbook_url: runbook_url.map(str::to_string),
+            kind: Kind::Scripted(ScriptedCheck {
+                behaviour: Behaviour::Panic,
+                counters: Arc::new(Counters::default()),
+            }),
+            definition: serde_json::json!({ "id": id, "title": title }),
+        })
+    }
+
+    fn result(outcome: Outcome, age: Duration) -> CheckResult {
+        CheckResult {
+            outcome,
+            started: SystemTime::now() - age,
+            duration: Duration::from_micros(2_345_678),
+        }
+    }
+
+    /// Builds a state with every status, repeated failure reasons, measures with and without
+    /// labels, and label values that need escaping.
+    fn varied_state() -> Arc<State> {
+        let passing = def(
+            "passing",
+            "Plain title",
+            true,
+            Some("https://runbooks.example.com/a"),
+        );
+        let failing = def(
+            "failing",
+            "Title with \"quotes\", a back\\slash\nand a line feed",
+            true,
+            Some("https://runbooks.example.com/b?x=\"y\""),
+        );
+        let never = def("never_run", "Not run yet", false, None);
+        let stale = def("stale", "Last result is old", true, None);
+        let state = Arc::new(State::new());
+        state.set_checks(&[passing.clone(), failing.clone(), never, stale.clone()]);
+        state.set_external_url(Some("https://status.example.com/?q=\"a\\b\"".to_string()));
+        state.set_reload(false, SystemTime::now());
+
+        let status = |code| vec![Measure::new(&http::STATUS_CODE, code)];
+        state.record(
+            &passing,
+            result(
+                Outcome::pass("fine").with_measures(status(200.0)),
+                Duration::ZERO,
+            ),
+        );
+        for reason in [
+            Reason::UnexpectedStatus,
+            Reason::Timeout,
+            Reason::UnexpectedStatus,
+        ] {
+            let measures = vec![
+                Measure::new(&tls::NOT_AFTER, 1_767_225_600.5),
+                Measure {
+                    family: &tls::VERSION_INFO,
+                    label_values: vec!["1.\"3\"\\\n".to_string()],
+                    value: 1.0,
+                },
+                Measure::new(&http::STATUS_CODE, 503.0),
+            ];
+            let outcome = Outcome::fail(reason, "not met").with_measures(measures);
+            state.record(&failing, result(outcome, Duration::from_secs(1)));
+        }
+        let outcome = Outcome::error(Reason::ConnectionRefused, "refused");
+        state.record(&stale, result(outcome, Duration::from_secs(3600)));
+        state
+    }
+
+    #[test]
+    fn writer_matches_prometheus_client() {
+        let state = varied_state();
+
+        let written = encode_state(&state);
+        let reference = crate::metrics::encode(&crate::metrics::registry(state));
+
+        let written_lines: Vec<&str> = written.lines().collect();
+        let reference_lines: Vec<&str> = reference.lines().collect();
+        for (number, (line, expected)) in written_lines.iter().zip(&reference_lines).enumerate() {
+            assert_eq!(line, expected, "line {} differs", number + 1);
+        }
+        assert_eq!(written_lines.len(), reference_lines.len());
+        assert_eq!(written, reference);
+    }
+
+    #[test]
+    fn writer_covers_every_status_and_escape() {
+        let written = encode_state(&varied_state());
+
+        for expected in [
+            "readiness_check_result{check=\"passing\",result=\"pass\"} 1",
+            "readiness_check_result{check=\"failing\",result=\"fail\"} 1",
+            "readiness_check_result{check=\"never_run\",result=\"unknown\"} 1",
+            "readiness_check_result{check=\"stale\",result=\"unknown\"} 1",
+            "readiness_check_failures_total{check=\"failing\",reason=\"unexpected_status\"} 2",
+            "title=\"Title with \\\"quotes\\\", a back\\\\slash\\nand a line feed\"",
+            "readiness_tls_version_info{check=\"failing\",version=\"1.\\\"3\\\"\\\\\\n\"} 1.0",
+            "readiness_exporter_config_last_reload_successful 0.0",
+            "readiness_gate_open 0.0",
+        ] {
+            assert!(
+                written.contains(expected),
+                "missing `{expected}` in:\n{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn changed_definition_renders_new_labels() {
+        let state = State::new();
+        state.set_checks(&[def("api", "Old title", true, None)]);
+        assert!(encode_state(&state).contains("title=\"Old title\""));
+
+        state.set_checks(&[def("api", "New title", true, None)]);
+
+        let written = encode_state(&state);
+        assert!(written.contains("title=\"New title\""));
+        assert!(!written.contains("Old title"));
+    }
+}
