@@ -261,7 +261,8 @@ impl Writer {
             "counter",
         );
         for (result, count) in [("success", reload.successes), ("failure", reload.failures)] {
-            self.out.push_str("readiness_exporter_config_reloads_total{");
+            self.out
+                .push_str("readiness_exporter_config_reloads_total{");
             push_label(&mut self.out, "result", result);
             self.out.push_str("} ");
             self.out.push_str(&count.to_string());
