@@ -40,6 +40,16 @@ impl Exporter {
         env: Option<HashMap<String, String>>,
     ) -> Result<Arc<Exporter>, ConfigError> {
         let config = config::load_with_env(path, env.clone())?;
+        Ok(Self::start_loaded(path, env, config))
+    }
+
+    /// Starts the checks of `config`, already loaded from `path` with the environment `env`
+    /// (`None` for the process environment), which reloads read again.
+    pub fn start_loaded(
+        path: &Path,
+        env: Option<HashMap<String, String>>,
+        config: Config,
+    ) -> Arc<Exporter> {
         let state = Arc::new(State::new());
         state.set_external_url(
             config
@@ -79,7 +89,7 @@ impl Exporter {
                 });
             }
         }
-        Ok(exporter)
+        exporter
     }
 
     async fn apply_initial(&self, config: &Config) {

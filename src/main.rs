@@ -1,5 +1,6 @@
 //! Command-line entry point: `serve`, `check` and `validate`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -140,9 +141,10 @@ fn init_logging(format: LogFormat, level: &str) {
         tracing_subscriber::EnvFilter::new("info")
     });
     // vaultrs and rustify log every non-2xx response at ERROR, including the 404 of a missing
-    // secret that a check reports as its result; the checks log what matters. A level string
-    // that names them explicitly keeps its own setting.
-    for target in ["vaultrs", "rustify"] {
+    // secret that a check reports as its result, and rustls-platform-verifier logs every
+    // rejected certificate at ERROR although the check reports it; the checks log what matters.
+    // A level string that names one of them explicitly keeps its own setting.
+    for target in ["vaultrs", "rustify", "rustls_platform_verifier"] {
         if !level.contains(target) {
             if let Ok(directive) = format!("{target}=off").parse() {
                 filter = filter.add_directive(directive);
@@ -151,6 +153,7 @@ fn init_logging(format: LogFormat, level: &str) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -184,13 +187,16 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
     // with the first runs already in flight.
     let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let mut stops = stop_signals()?;
-    let exporter = Exporter::start(&path)?;
-    let address = exporter.global().listen_address;
+    // The port is bound before any check runs, so a taken port stops the exporter before it
+    // sends a single probe.
+    let config = config::load(&path)?;
+    let address = config.global.listen_address;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| {
             format!("cannot listen on {address}; free the port or change global.listen_address")
         })?;
+    let exporter = Exporter::start_loaded(&path, None, config);
     info!(version = readiness_exporter::metrics::VERSION, address = %address, "Exporter started");
 
     let reloader = exporter.clone();

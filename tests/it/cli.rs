@@ -326,3 +326,41 @@ async fn serve_outputs_never_contain_secret() {
     assert!(logs.contains("Check is not passing"), "{logs}");
     assert!(!logs.contains(CANARY), "secret in logs");
 }
+
+#[tokio::test]
+async fn serve_on_taken_port_runs_no_check() {
+    support::init();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let server = serve_fn(move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        respond(200, "ok")
+    })
+    .await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = support::write_config(
+        dir.path(),
+        &format!(
+            "global:\n  listen_address: 127.0.0.1:{port}\nchecks:\n  - id: api_up\n    title: API answers\n    section: Deployment\n    severity: critical\n    http:\n      url: {}\n",
+            server.url("http", "/")
+        ),
+    );
+    let path = path.to_str().unwrap().to_string();
+    let output = tokio::task::spawn_blocking(move || run(&["serve", "--config", &path]))
+        .await
+        .unwrap();
+    let (code, _, stderr) = output;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no check ran before the port was bound"
+    );
+    drop(taken);
+}
