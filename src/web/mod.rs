@@ -48,9 +48,12 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let address = listener.local_addr().ok();
+    let address = listener.local_addr().map_or_else(
+        |err| format!("unknown ({err})"),
+        |address| address.to_string(),
+    );
     info!(
-        address = ?address,
+        address = %address,
         tls = web.tls_enabled(),
         basic_auth = web.basic_auth_enabled(),
         "Listening"
@@ -207,7 +210,11 @@ fn page(exporter: &Exporter) -> Response<Body> {
     let mut response = respond(
         StatusCode::OK,
         "text/html; charset=utf-8",
-        page::render(&views(exporter), SystemTime::now()),
+        page::render(
+            &views(exporter),
+            &exporter.state().reload_status(),
+            SystemTime::now(),
+        ),
     );
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
