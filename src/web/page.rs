@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use crate::check::Status;
 use crate::report::{by_section, escape, rfc3339, CheckView};
+use crate::state::ReloadStatus;
 
 const REFRESH_SECONDS: u32 = 15;
 
@@ -20,10 +21,14 @@ th{font-size:.8rem;color:#57606a;text-transform:uppercase;letter-spacing:.03em}
 .pass{background:#1a7f37}.fail{background:#cf222e}.error{background:#9a6700}.unknown{background:#6e7781}
 .id{color:#57606a;font-family:ui-monospace,monospace;font-size:.8rem}.muted{color:#57606a}
 tr:target{background:#fff8c5}
+.when{white-space:nowrap}
+.banner{border:1px solid #cf222e;background:#ffebe9;border-radius:6px;padding:.5rem .8rem;margin:.6rem 0}
+.banner ul{margin:.3rem 0 0;padding-left:1.2rem}
 ";
 
-/// Renders the whole page.
-pub fn render(views: &[CheckView], now: SystemTime) -> String {
+/// Renders the whole page. `reload` is the configuration reload status, shown when the last
+/// reload was rejected.
+pub fn render(views: &[CheckView], reload: &ReloadStatus, now: SystemTime) -> String {
     let mut html = String::with_capacity(4096 + views.len() * 600);
     let blocking = views.iter().filter(|view| view.blocks()).count();
     let count = |status: Status| views.iter().filter(|view| view.status == status).count();
@@ -49,6 +54,16 @@ pub fn render(views: &[CheckView], now: SystemTime) -> String {
         blocking,
         rfc3339(now),
     );
+    if !reload.successful {
+        let _ = writeln!(
+            html,
+            "<div class=\"banner\"><strong>The last configuration reload was rejected.</strong> \
+             The checks below still run the configuration applied at {}; the exporter's log \
+             names each problem.</div>",
+            rfc3339(reload.last_success)
+        );
+    }
+    blocking_list(&mut html, views);
     if views.is_empty() {
         html.push_str("<p>No checks are configured.</p>\n");
     }
@@ -77,6 +92,29 @@ pub fn render(views: &[CheckView], now: SystemTime) -> String {
     html
 }
 
+/// Lists the blocking items that keep the gate closed, linked to their rows, so the reader sees
+/// them without scrolling through every section.
+fn blocking_list(html: &mut String, views: &[CheckView]) {
+    let blocking: Vec<&CheckView> = views.iter().filter(|view| view.blocks()).collect();
+    if blocking.is_empty() {
+        return;
+    }
+    html.push_str("<div class=\"banner\"><strong>Blocking the gate</strong><ul>\n");
+    for view in blocking {
+        let _ = writeln!(
+            html,
+            "<li><span class=\"badge {status}\">{upper}</span> <a href=\"#check-{id}\">{title}</a> \
+             <span class=\"id\">{reason}</span></li>",
+            status = view.status.as_str(),
+            upper = view.status.as_str().to_uppercase(),
+            id = escape(&view.id),
+            title = escape(&view.title),
+            reason = view.reason,
+        );
+    }
+    html.push_str("</ul></div>\n");
+}
+
 fn row(html: &mut String, view: &CheckView) {
     let status = view.status.as_str();
     let blocking = if view.blocking {
@@ -93,7 +131,7 @@ fn row(html: &mut String, view: &CheckView) {
         "<tr id=\"check-{id}\"><td><span class=\"badge {status}\">{upper}</span></td>\
          <td><a href=\"#check-{id}\">{title}</a><br><span class=\"id\">{id} &middot; {kind}</span></td>\
          <td>{severity}{blocking}</td><td>{message}<br><span class=\"id\">{reason}</span></td>\
-         <td>{last_run}</td><td>{runbook}</td></tr>",
+         <td class=\"when\">{last_run}</td><td>{runbook}</td></tr>",
         id = escape(&view.id),
         upper = status.to_uppercase(),
         title = escape(&view.title),

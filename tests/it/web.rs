@@ -132,6 +132,51 @@ async fn status_page_lists_checklist() {
 }
 
 #[tokio::test]
+async fn status_page_lists_blocking_items_first() {
+    let (exporter, _server) = exporter_with_one_failure().await;
+    let (_, _, page) = get(&exporter.url("/")).await;
+    let list_start = page
+        .find("Blocking the gate")
+        .expect("a list of blocking items");
+    let first_section = page.find("<h2>").expect("a section heading");
+    assert!(
+        list_start < first_section,
+        "the blocking list comes before the sections"
+    );
+    let list = &page[list_start..first_section];
+    assert!(
+        list.contains("<a href=\"#check-identity_down\">"),
+        "the failing critical check is listed: {list}"
+    );
+    assert!(
+        !list.contains("check-api_up"),
+        "a passing check is not listed: {list}"
+    );
+    assert!(
+        !list.contains("check-docs_info"),
+        "a non-blocking check is not listed: {list}"
+    );
+    assert!(!page.contains("reload was rejected"));
+}
+
+#[tokio::test]
+async fn status_page_shows_rejected_reload() {
+    let (exporter, _server) = exporter_with_one_failure().await;
+    std::fs::write(&exporter.config_path, "checks:\n  - id: Bad Id\n").unwrap();
+    let (status, _) = post(&exporter.url("/-/reload")).await;
+    assert_eq!(status, 500);
+    let (_, _, page) = get(&exporter.url("/")).await;
+    assert!(
+        page.contains("The last configuration reload was rejected."),
+        "{page}"
+    );
+    assert!(
+        page.contains("<tr id=\"check-api_up\">"),
+        "the running checks stay listed"
+    );
+}
+
+#[tokio::test]
 async fn checks_api_returns_json() {
     let (exporter, _server) = exporter_with_one_failure().await;
     let (status, content_type, body) = get(&exporter.url("/api/v1/checks")).await;
