@@ -141,9 +141,9 @@ fn init_logging(format: LogFormat, level: &str) {
         tracing_subscriber::EnvFilter::new("info")
     });
     // vaultrs and rustify log every non-2xx response at ERROR, including the 404 of a missing
-    // secret that a check reports as its result, and rustls-platform-verifier logs every
-    // rejected certificate at ERROR although the check reports it; the checks log what matters.
-    // A level string that names one of them explicitly keeps its own setting.
+    // secret that a check reports as its result. rustls-platform-verifier logs every rejected
+    // certificate at ERROR, which the check reports too. The checks log what matters, so these
+    // targets are off unless the level string names them.
     for target in ["vaultrs", "rustify", "rustls_platform_verifier"] {
         if !level.contains(target) {
             if let Ok(directive) = format!("{target}=off").parse() {
