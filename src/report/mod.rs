@@ -120,6 +120,20 @@ pub fn json(views: &[CheckView]) -> String {
     text
 }
 
+/// The widest title the table shows; longer titles are cut with an ellipsis so that the
+/// message column stays aligned. The other formats carry the whole title.
+const MAX_TITLE_WIDTH: usize = 60;
+
+/// Cuts `text` to at most `max` characters, ending a cut text with `…`.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
 fn table(views: &[CheckView]) -> String {
     let headers = ["RESULT", "SEVERITY", "ID", "TITLE", "MESSAGE"];
     let rows: Vec<[String; 5]> = views
@@ -129,7 +143,7 @@ fn table(views: &[CheckView]) -> String {
                 view.status.as_str().to_uppercase(),
                 view.severity.as_str().to_string(),
                 view.id.clone(),
-                view.title.clone(),
+                shorten(&view.title, MAX_TITLE_WIDTH),
                 view.message.clone(),
             ]
         })
@@ -137,7 +151,7 @@ fn table(views: &[CheckView]) -> String {
     let mut widths = headers.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row.iter()).take(4) {
-            *width = (*width).max(cell.chars().count()).min(60);
+            *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
@@ -296,4 +310,22 @@ pub(crate) fn escape(text: &str) -> String {
 
 fn markdown_text(text: &str) -> String {
     text.replace('\n', " ").replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_keeps_short_text() {
+        assert_eq!(shorten("API answers", 60), "API answers");
+    }
+
+    #[test]
+    fn shorten_cuts_long_text_to_max() {
+        let long = "x".repeat(80);
+        let cut = shorten(&long, 60);
+        assert_eq!(cut.chars().count(), 60);
+        assert!(cut.ends_with('…'));
+    }
 }
