@@ -9,10 +9,18 @@ use serde_json::{json, Value};
 
 use crate::kube_api::FakeApi;
 use crate::support::{assert_metric, assert_no_series, config_problems, LoadedChecks};
-use crate::testbed::{assert_success, require_tools, run, shared_dir};
+use crate::testbed::{assert_success, require_tools, run};
+
+/// The directory of Kubernetes API objects and lists as the API server returns them.
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/fixtures/kubernetes"
+    ))
+}
 
 fn shape(name: &str) -> Value {
-    let path: PathBuf = shared_dir().join("api-shapes/kubernetes").join(name);
+    let path: PathBuf = fixture_dir().join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -1392,9 +1400,7 @@ fn running_pod(name: &str, labels: Value) -> Value {
 #[tokio::test]
 async fn default_deny_with_allow_passes() {
     let api = FakeApi::start().await;
-    api.add_file(
-        &shared_dir().join("api-shapes/kubernetes/networkpolicy-list-default-deny-plus-allow.json"),
-    );
+    api.add_file(&fixture_dir().join("networkpolicy-list-default-deny-plus-allow.json"));
     api.add([restricted_pod()]);
 
     let (outcome, metrics) = run_check(
@@ -1418,7 +1424,7 @@ async fn default_deny_with_allow_passes() {
 #[tokio::test]
 async fn namespace_without_policies_fails() {
     let api = FakeApi::start().await;
-    api.add_file(&shared_dir().join("api-shapes/kubernetes/networkpolicy-list-empty.json"));
+    api.add_file(&fixture_dir().join("networkpolicy-list-empty.json"));
     api.add([restricted_pod()]);
 
     let (outcome, metrics) =
@@ -2102,7 +2108,7 @@ const SHOP_RELEASE: &str = "namespace: shop\nrelease: shop";
 #[tokio::test]
 async fn deployed_release_passes() {
     let api = FakeApi::start().await;
-    api.add_file(&shared_dir().join("api-shapes/kubernetes/helm-release-secrets-deployed.json"));
+    api.add_file(&fixture_dir().join("helm-release-secrets-deployed.json"));
 
     let (outcome, metrics) = run_check(
         &api,
@@ -2138,7 +2144,7 @@ async fn deployed_release_passes() {
 #[tokio::test]
 async fn other_chart_version_fails() {
     let api = FakeApi::start().await;
-    api.add_file(&shared_dir().join("api-shapes/kubernetes/helm-release-secrets-deployed.json"));
+    api.add_file(&fixture_dir().join("helm-release-secrets-deployed.json"));
 
     let (outcome, _) = run_check(
         &api,
@@ -3019,7 +3025,7 @@ async fn rbac_rules_are_exact() {
 #[tokio::test]
 async fn helm_release_rules_are_exact() {
     let api = FakeApi::start().await;
-    api.add_file(&shared_dir().join("api-shapes/kubernetes/helm-release-secrets-deployed.json"));
+    api.add_file(&fixture_dir().join("helm-release-secrets-deployed.json"));
     assert_rules_exact(&api, "helm_release", &[SHOP_RELEASE]).await;
 }
 
