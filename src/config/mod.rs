@@ -488,6 +488,13 @@ fn build(
             Vec::new()
         }
     };
+    if items.is_empty() && !problems.iter().any(|problem| problem.field == "checks") {
+        // Without checks the deploy gate would open with nothing verified.
+        problems.push(top_problem(
+            "checks",
+            "no checks configured; add at least one check under `checks`".to_string(),
+        ));
+    }
 
     let mut clients = http::ClientCache::default();
     let kubernetes_block = top.remove("kubernetes");

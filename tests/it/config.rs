@@ -126,6 +126,31 @@ fn invalid_override_is_reported() {
 }
 
 #[test]
+fn empty_checklist_is_rejected() {
+    let cases = [
+        ("empty list", "checks: []\n", Some(1)),
+        ("null list", "global:\n  interval: 30s\nchecks:\n", Some(3)),
+        ("no checks key", "global:\n  interval: 30s\n", None),
+        ("empty file", "", None),
+        ("only a comment", "# nothing yet\n", None),
+    ];
+    for (case, yaml, line) in cases {
+        let err = load_text(yaml, &[]).expect_err(case);
+        let ConfigError::Invalid { problems, .. } = err else {
+            panic!("{case}: not a configuration problem: {err}");
+        };
+        assert_eq!(problems.len(), 1, "{case}: {problems:?}");
+        assert_eq!(problems[0].field, "checks", "{case}");
+        assert_eq!(problems[0].line, line, "{case}");
+        assert_eq!(
+            problems[0].message,
+            "no checks configured; add at least one check under `checks`",
+            "{case}"
+        );
+    }
+}
+
+#[test]
 fn check_without_kind_lists_kinds() {
     let err = load_text(
         "checks:\n  - id: a\n    title: A\n    section: S\n    severity: info\n",
@@ -191,6 +216,19 @@ fn shipped_examples_load() {
         }
     }
     assert!(loaded >= 1);
+}
+
+#[test]
+fn helm_default_values_load() {
+    support::init();
+    let values_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/helm/readiness-exporter/values.yaml");
+    let values: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(values_path).unwrap()).unwrap();
+    let checklist = values.get("config").expect("values.yaml has no `config`");
+    // JSON is YAML, so the chart's `config` value is written out as JSON.
+    let config = load_text(&checklist.to_string(), &[]).unwrap_or_else(|err| panic!("{err}"));
+    assert!(!config.checks.is_empty());
 }
 
 #[test]
