@@ -6,12 +6,13 @@
 //! and durations compared here, and every problem in the file is collected and returned at once,
 //! so one edit fixes the whole file.
 
+mod collect;
 mod lines;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,8 @@ use raw::{RawCheck, RawGlobal};
 /// The prefix of environment variables that override configuration values.
 pub const ENV_PREFIX: &str = "READINESS_EXPORTER";
 
-const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9731";
+const DEFAULT_LISTEN_ADDRESS: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 9731));
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 32;
@@ -219,14 +221,7 @@ pub fn load_with_env(
     for problem in &mut problems {
         problem.line = match (problem.index, problem.check.is_some()) {
             (Some(i), _) => index.field_line(i, &problem.field),
-            (None, false) if problem.field.starts_with("vault.") => index.top_line("vault"),
-            (None, false) if problem.field.starts_with("global.") => {
-                index.global_line(&problem.field["global.".len()..])
-            }
-            (None, false) if problem.field.starts_with("kubernetes.") => {
-                index.block_line("kubernetes", &problem.field["kubernetes.".len()..])
-            }
-            (None, false) => index.top_line(&problem.field),
+            (None, false) => top_level_line(&index, &problem.field),
             _ => None,
         };
     }
@@ -235,6 +230,19 @@ pub fn load_with_env(
         path: path.to_path_buf(),
         problems,
     })
+}
+
+/// The line of a field outside the checks: a key inside the `global`, `vault` or `kubernetes`
+/// block, or a top-level key.
+fn top_level_line(index: &LineIndex<'_>, field: &str) -> Option<usize> {
+    let (block, rest) = match field.find(['.', '[']) {
+        Some(at) => (&field[..at], field[at..].trim_start_matches('.')),
+        None => (field, ""),
+    };
+    match block {
+        "global" | "vault" | "kubernetes" => index.block_line(block, rest),
+        _ => index.top_line(field),
+    }
 }
 
 /// Parses the YAML text and merges environment overrides into it.
@@ -475,6 +483,8 @@ fn build(
         }
     }
 
+    // An invalid `global` block still lets the checks be validated, against the valid global
+    // values and the defaults of the invalid ones, so that one run reports every problem.
     let global = build_global(top.remove("global"), problems);
     let vault = build_vault(top.remove("vault"), base_dir, problems);
     let items = match top.remove("checks") {
@@ -525,8 +535,7 @@ fn build(
                 );
             }
         }
-        let global = global.as_ref();
-        if let Some(mut def) = global.and_then(|global| build_check(item, global, &mut ctx)) {
+        if let Some(mut def) = build_check(item, &global, &mut ctx) {
             // A check that uses Vault starts over when the `vault` block changes on a reload.
             if let (true, Some(vault), Some(definition)) =
                 (ctx.vault_used, &vault, def.definition.as_object_mut())
@@ -544,7 +553,6 @@ fn build(
         }
     }
 
-    let global = global?;
     problems.is_empty().then_some(Config {
         global,
         checks,
@@ -561,20 +569,7 @@ fn build_vault(
         None | Some(serde_json::Value::Null) => return None,
         Some(value) => value,
     };
-    let spec: VaultSpec = match serde_json::from_value(value.clone()) {
-        Ok(spec) => spec,
-        Err(err) => {
-            let (field, message) = describe_serde_error(&err);
-            let field = locate(&value, &field, &err);
-            let field = if field.is_empty() {
-                "vault".to_string()
-            } else {
-                format!("vault.{field}")
-            };
-            problems.push(top_problem(&field, message));
-            return None;
-        }
-    };
+    let spec: VaultSpec = deserialize_block("vault", value.clone(), problems)?;
     let mut clients = http::ClientCache::default();
     let mut ctx = BuildContext {
         problems,
@@ -599,19 +594,22 @@ fn top_problem(field: &str, message: String) -> Problem {
     }
 }
 
-fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -> Option<Global> {
+/// Validates the `global` block. Problems are recorded, and an invalid value is replaced by
+/// its default in the returned block, so that checks can still be validated against it.
+fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -> Global {
     let raw: RawGlobal = match value {
         None | Some(serde_json::Value::Null) => RawGlobal::default(),
-        Some(value) => match serde_json::from_value(value) {
-            Ok(raw) => raw,
-            Err(err) => {
-                let (field, message) = describe_serde_error(&err);
-                problems.push(top_problem(&format!("global.{field}"), message));
-                return None;
+        Some(value) => {
+            // Every field is optional, so only a `global` that is not a map leaves no value.
+            let collected = collect::deserialize_collecting(value);
+            for error in collected.errors {
+                let field = join_path("global", &error.path);
+                let message = add_duration_hint(&field, error.message);
+                problems.push(top_problem(&field, message));
             }
-        },
+            collected.value.unwrap_or_default()
+        }
     };
-    let before = problems.len();
     let mut clients = http::ClientCache::default();
     let mut ctx = BuildContext {
         problems,
@@ -624,18 +622,16 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         kubernetes: Arc::default(),
     };
 
-    let listen = raw
-        .listen_address
-        .as_deref()
-        .unwrap_or(DEFAULT_LISTEN_ADDRESS);
-    let listen_address = match listen.parse::<SocketAddr>() {
-        Ok(address) => Some(address),
-        Err(_) => {
+    let listen_address = match raw.listen_address.as_deref().map(str::parse::<SocketAddr>) {
+        None => DEFAULT_LISTEN_ADDRESS,
+        Some(Ok(address)) => address,
+        Some(Err(_)) => {
+            let listen = raw.listen_address.as_deref().unwrap_or_default();
             ctx.problem(
                 "global.listen_address",
                 format!("invalid listen address `{listen}`; write an IP address and port such as `0.0.0.0:9731`"),
             );
-            None
+            DEFAULT_LISTEN_ADDRESS
         }
     };
     let interval = match &raw.interval {
@@ -675,17 +671,54 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         );
     }
 
-    if problems.len() > before {
-        return None;
-    }
-    Some(Global {
-        listen_address: listen_address?,
-        interval: interval?,
-        timeout: timeout?,
+    Global {
+        listen_address,
+        interval: interval.unwrap_or(DEFAULT_INTERVAL),
+        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
         jitter,
         max_concurrent_checks,
         external_url,
-    })
+    }
+}
+
+/// Deserializes a top-level block (`vault`, `kubernetes`), recording every serde error as a
+/// problem. Returns `None` unless the only errors were unknown keys, which are left out.
+fn deserialize_block<T: serde::de::DeserializeOwned>(
+    block: &str,
+    value: serde_json::Value,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let collected = collect::deserialize_collecting(value);
+    for error in collected.errors {
+        let field = join_path(block, &error.path);
+        let message = add_duration_hint(&field, error.message);
+        problems.push(top_problem(&field, message));
+    }
+    collected.value.filter(|_| collected.only_unknown_keys)
+}
+
+/// Adds the fix to the type error of a duration written as a bare number (`interval: 5`).
+fn add_duration_hint(field: &str, message: String) -> String {
+    let name = field.rsplit('.').next().unwrap_or(field);
+    let is_duration = matches!(name, "interval" | "timeout" | "jitter");
+    let is_number = message.starts_with("invalid type: integer")
+        || message.starts_with("invalid type: floating point");
+    if is_duration && is_number {
+        format!("{message}; write a duration with a unit, such as `30s` or `5m`")
+    } else {
+        message
+    }
+}
+
+/// Appends a path inside a block (`auth.token`, `[0].url`) to the block's own path.
+fn join_path(block: &str, path: &str) -> String {
+    if path.is_empty() {
+        block.to_string()
+    } else if path.starts_with('[') {
+        format!("{block}{path}")
+    } else {
+        format!("{block}.{path}")
+    }
 }
 
 /// Validates the optional top-level `kubernetes` block; without it, checks use the in-cluster
@@ -698,13 +731,9 @@ fn build_kubernetes(
 ) -> Arc<kubernetes::Connection> {
     let spec: kubernetes::ConnectionSpec = match value {
         None | Some(serde_json::Value::Null) => return Arc::default(),
-        Some(value) => match serde_json::from_value(value) {
-            Ok(spec) => spec,
-            Err(err) => {
-                let (field, message) = describe_serde_error(&err);
-                problems.push(top_problem(&format!("kubernetes.{field}"), message));
-                return Arc::default();
-            }
+        Some(value) => match deserialize_block("kubernetes", value, problems) {
+            Some(spec) => spec,
+            None => return Arc::default(),
         },
     };
     let mut ctx = BuildContext {
@@ -726,15 +755,19 @@ fn build_check(
     ctx: &mut BuildContext<'_>,
 ) -> Option<CheckDef> {
     let definition = item.clone();
-    let mut raw: RawCheck = match serde_json::from_value(item) {
-        Ok(raw) => raw,
-        Err(err) => {
-            let (field, message) = describe_serde_error(&err);
-            ctx.problem(locate(&definition, &field, &err), message);
-            return None;
-        }
-    };
     let before = ctx.problems.len();
+    let collected = collect::deserialize_collecting::<RawCheck>(item);
+    for error in collected.errors {
+        let message = add_duration_hint(&error.path, error.message);
+        ctx.problem(error.path, message);
+    }
+    // Unknown keys are left out and the rest is still validated. After a bad value, the
+    // validation would see a default or a placeholder in its place and could report problems
+    // that are not in the file, so it stops.
+    let mut raw = match collected.value {
+        Some(raw) if collected.only_unknown_keys => raw,
+        _ => return None,
+    };
 
     if raw.id.is_empty()
         || raw.id.len() > 128
@@ -966,69 +999,6 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
             .map(Kind::KubernetesConfig);
     }
     None
-}
-
-/// Finds the dotted path of the field a serde error is about. serde names only the innermost
-/// key (or, for a bad enum value, just the value), so the path is found by searching the item.
-fn locate(item: &serde_json::Value, field: &str, err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    if !field.is_empty() {
-        return find_path(item, &|key, _| key == field).unwrap_or_else(|| field.to_string());
-    }
-    let variant = text
-        .strip_prefix("unknown variant `")
-        .and_then(|rest| rest.split('`').next());
-    match variant {
-        Some(variant) => {
-            find_path(item, &|_, value| value.as_str() == Some(variant)).unwrap_or_default()
-        }
-        None => String::new(),
-    }
-}
-
-/// The dotted path of the first key, depth first, for which `matches(key, value)` holds.
-fn find_path(
-    value: &serde_json::Value,
-    matches: &dyn Fn(&str, &serde_json::Value) -> bool,
-) -> Option<String> {
-    let map = value.as_object()?;
-    for (key, child) in map {
-        if matches(key, child) {
-            return Some(key.clone());
-        }
-    }
-    for (key, child) in map {
-        if let Some(path) = find_path(child, matches) {
-            return Some(format!("{key}.{path}"));
-        }
-    }
-    None
-}
-
-/// Turns a serde error into the field it names and a message with the fix.
-fn describe_serde_error(err: &serde_json::Error) -> (String, String) {
-    let text = err.to_string();
-    let quoted = |prefix: &str| {
-        text.strip_prefix(prefix)
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_string)
-    };
-    if let Some(field) = quoted("unknown field `") {
-        let expected = text.split(", expected ").nth(1).unwrap_or("");
-        let message = format!("unknown key `{field}`; check the spelling (expected {expected})");
-        return (field, message);
-    }
-    if let Some(field) = quoted("missing field `") {
-        return (field.clone(), format!("required key `{field}` is missing"));
-    }
-    if let Some(variant) = quoted("unknown variant `") {
-        let expected = text.split(", expected ").nth(1).unwrap_or("");
-        return (
-            String::new(),
-            format!("unknown value `{variant}`; expected {expected}"),
-        );
-    }
-    (String::new(), text)
 }
 
 fn type_name(value: &serde_json::Value) -> &'static str {

@@ -143,8 +143,7 @@ fn empty_checklist_is_rejected() {
         assert_eq!(problems[0].field, "checks", "{case}");
         assert_eq!(problems[0].line, line, "{case}");
         assert_eq!(
-            problems[0].message,
-            "no checks configured; add at least one check under `checks`",
+            problems[0].message, "no checks configured; add at least one check under `checks`",
             "{case}"
         );
     }
@@ -221,8 +220,8 @@ fn shipped_examples_load() {
 #[test]
 fn helm_default_values_load() {
     support::init();
-    let values_path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy/helm/readiness-exporter/values.yaml");
+    let values_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/readiness-exporter/values.yaml");
     let values: serde_json::Value =
         serde_saphyr::from_str(&std::fs::read_to_string(values_path).unwrap()).unwrap();
     let checklist = values.get("config").expect("values.yaml has no `config`");

@@ -1062,7 +1062,7 @@ fn vault_block_problems_reported() {
     );
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(
-        problems[0].starts_with("line 1: field `vault.address`: "),
+        problems[0].starts_with("line 2: field `vault.address`: "),
         "{problems:?}"
     );
     assert!(problems
