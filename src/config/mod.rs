@@ -133,6 +133,9 @@ pub struct Problem {
     pub message: String,
     /// The 1-based line in the file, where it could be found.
     pub line: Option<usize>,
+    /// The environment variable that set the field, when an override did. The line is then
+    /// left out, because the value is not in the file.
+    pub env_var: Option<String>,
     index: Option<usize>,
 }
 
@@ -140,6 +143,9 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(line) = self.line {
             write!(f, "line {line}: ")?;
+        }
+        if let Some(env_var) = &self.env_var {
+            write!(f, "environment variable `{env_var}`, ")?;
         }
         match (&self.check, self.field.is_empty()) {
             (Some(check), true) => write!(f, "check `{check}`: ")?,
@@ -209,6 +215,7 @@ pub fn load_with_env(
         source,
     })?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let overrides = env_overrides(env.as_ref());
     let document = parse_document(path, &text, env)?;
     let index = LineIndex::new(&text);
     let mut problems = Vec::new();
@@ -219,7 +226,11 @@ pub fn load_with_env(
         }
     }
     for problem in &mut problems {
+        if problem.check.is_none() {
+            problem.env_var = overriding_variable(&overrides, &problem.field);
+        }
         problem.line = match (problem.index, problem.check.is_some()) {
+            _ if problem.env_var.is_some() => None,
             (Some(i), _) => index.field_line(i, &problem.field),
             (None, false) => top_level_line(&index, &problem.field),
             _ => None,
@@ -230,6 +241,40 @@ pub fn load_with_env(
         path: path.to_path_buf(),
         problems,
     })
+}
+
+/// Lists the fields that environment variables override, as pairs of the dotted field path
+/// (`global.interval`) and the variable's name, read from `env` or else from the process.
+fn env_overrides(env: Option<&HashMap<String, String>>) -> Vec<(String, String)> {
+    let names: Vec<String> = match env {
+        Some(env) => env.keys().cloned().collect(),
+        None => std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect(),
+    };
+    // The same mapping as `config::Environment` with the prefix and `__` as both separators:
+    // READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS sets global.max_concurrent_checks.
+    let prefix = format!("{ENV_PREFIX}__").to_lowercase();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let key = name.to_lowercase();
+            let field = key.strip_prefix(&prefix)?.replace("__", ".");
+            Some((field, name))
+        })
+        .collect()
+}
+
+/// Returns the environment variable that sets `field` or a block that contains it.
+fn overriding_variable(overrides: &[(String, String)], field: &str) -> Option<String> {
+    overrides
+        .iter()
+        .find(|(path, _)| {
+            field
+                .strip_prefix(path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+        .map(|(_, name)| name.clone())
 }
 
 /// The line of a field outside the checks: a key inside the `global`, `vault` or `kubernetes`
@@ -301,6 +346,7 @@ impl BuildContext<'_> {
             field: field.into(),
             message: message.into(),
             line: None,
+            env_var: None,
             index: self.index,
         });
     }
@@ -590,6 +636,7 @@ fn top_problem(field: &str, message: String) -> Problem {
         field: field.to_string(),
         message,
         line: None,
+        env_var: None,
         index: None,
     }
 }

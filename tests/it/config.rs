@@ -150,6 +150,34 @@ fn empty_checklist_is_rejected() {
 }
 
 #[test]
+fn invalid_override_names_variable() {
+    let yaml = format!("global:\n  interval: 30s\n  max_concurrent_checks: 8\n{MINIMAL}");
+    let err = load_text(
+        &yaml,
+        &[
+            ("READINESS_EXPORTER__GLOBAL__INTERVAL", "soon"),
+            ("READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS", "many"),
+        ],
+    )
+    .unwrap_err();
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("not a configuration problem: {err}");
+    };
+    let mut lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "environment variable `READINESS_EXPORTER__GLOBAL__INTERVAL`, field `global.interval`: invalid duration `soon`; write a number with a unit, such as `500ms`, `30s` or `5m`",
+            "environment variable `READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS`, field `global.max_concurrent_checks`: invalid type: string \"many\", expected i64",
+        ]
+    );
+    for problem in &problems {
+        assert_eq!(problem.line, None, "{problem}");
+    }
+}
+
+#[test]
 fn check_without_kind_lists_kinds() {
     let err = load_text(
         "checks:\n  - id: a\n    title: A\n    section: S\n    severity: info\n",
