@@ -161,13 +161,14 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read configuration file `{path}`")]
+    // The reason is part of the message, and not a `source`, so that every output (the CLI, the
+    // reload log and the /-/reload response) shows it exactly once.
+    #[error("cannot read configuration file `{path}`: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error, such as "No such file or directory".
+        error: std::io::Error,
     },
     /// The file is not valid YAML.
     #[error("configuration file `{path}` is not valid YAML: {message}")]
@@ -210,9 +211,9 @@ pub fn load_with_env(
 ) -> Result<Config, ConfigError> {
     // Building a check builds its TLS client, which panics without a process-wide provider.
     crate::install_crypto_provider();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let overrides = env_overrides(env.as_ref());
@@ -299,9 +300,12 @@ fn parse_document(
     // serde-saphyr reports line and column, which the `config` crate does not, so it checks the
     // syntax first.
     if let Err(err) = serde_saphyr::from_str::<serde_json::Value>(text) {
+        // serde-saphyr starts its message with "error: ", which the CLI already prints.
+        let message = err.to_string();
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
         return Err(ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: err.to_string(),
+            message: message.to_string(),
         });
     }
     let environment = config::Environment::with_prefix(ENV_PREFIX)

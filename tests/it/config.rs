@@ -210,7 +210,12 @@ fn unknown_check_key_names_key() {
 fn yaml_syntax_error_names_line() {
     let err = load_text("checks:\n  - id: a\n    title: [unclosed\n", &[]).unwrap_err();
     assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
-    assert!(err.to_string().contains("line"), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("line 3 column 12"), "{text}");
+    assert!(
+        !text.contains("error:"),
+        "the CLI adds the only `error:`: {text}"
+    );
 }
 
 #[test]
@@ -218,6 +223,10 @@ fn missing_file_names_path() {
     let err = config::load(Path::new("/nonexistent/readiness.yaml")).unwrap_err();
     assert!(
         err.to_string().contains("/nonexistent/readiness.yaml"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("No such file or directory"),
         "{err}"
     );
 }
