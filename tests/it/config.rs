@@ -178,6 +178,30 @@ fn invalid_override_names_variable() {
 }
 
 #[test]
+fn duration_units_match_docs() {
+    let check = |interval: &str| {
+        format!(
+            "checks:\n  - id: a\n    title: A\n    section: S\n    severity: info\n    interval: {interval}\n    http:\n      url: http://127.0.0.1:1/\n"
+        )
+    };
+    let month = load_text(&check("1M"), &[]).unwrap();
+    assert_eq!(month.checks[0].interval, Duration::from_secs(2_630_016));
+    let minutes = load_text(&check("1h 30m"), &[]).unwrap();
+    assert_eq!(minutes.checks[0].interval, Duration::from_secs(5_400));
+    let longest = load_text(&check("36500d"), &[]).unwrap();
+    assert_eq!(
+        longest.checks[0].interval,
+        Duration::from_secs(36_500 * 86_400)
+    );
+    let err = load_text(&check("100y"), &[]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("duration `100y` is longer than the maximum of 100 years"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_without_kind_lists_kinds() {
     let err = load_text(
         "checks:\n  - id: a\n    title: A\n    section: S\n    severity: info\n",
