@@ -169,7 +169,31 @@ fn describe(kind: &ErrorKind, text: &str) -> String {
         ErrorKind::UnknownVariant(variant, _) => {
             format!("unknown value `{variant}`; expected {expected}")
         }
-        ErrorKind::Other => text.to_string(),
+        ErrorKind::Other => match text.rsplit_once(", expected ") {
+            Some((found, expected)) => format!("{found}, expected {}", plain_type(expected)),
+            None => text.to_string(),
+        },
+    }
+}
+
+/// Rewrites the Rust type names in serde's "expected ..." in the terms of the YAML file, so
+/// that `struct HttpSpec` reads "a map" and `u16` reads "an integer from 0 to 65535".
+fn plain_type(expected: &str) -> String {
+    if expected.starts_with("struct ") {
+        return "a map".to_string();
+    }
+    let range = match expected {
+        "u8" => "from 0 to 255",
+        "u16" => "from 0 to 65535",
+        "u32" => "from 0 to 4294967295",
+        "u64" | "usize" => "of 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "",
+        _ => return expected.to_string(),
+    };
+    if range.is_empty() {
+        "an integer".to_string()
+    } else {
+        format!("an integer {range}")
     }
 }
 
@@ -358,7 +382,10 @@ mod tests {
             .iter()
             .map(|error| error.message.as_str())
             .collect();
-        assert_eq!(messages[0], "invalid type: string \"many\", expected u32");
+        assert_eq!(
+            messages[0],
+            "invalid type: string \"many\", expected an integer from 0 to 4294967295"
+        );
         assert_eq!(
             messages[3],
             "unknown value `medium`; expected `low` or `high`"
@@ -389,6 +416,23 @@ mod tests {
         let item = collected.value.expect("count is optional");
         assert!(item.count.is_none());
         assert!(!collected.only_unknown_keys);
+    }
+
+    #[test]
+    fn rust_type_names_are_rewritten() {
+        let collected: Collected<Item> =
+            deserialize_collecting(json!({"name": "a", "level": "low", "inner": 5}));
+        assert_eq!(
+            collected.errors[0].message,
+            "invalid type: integer `5`, expected a map"
+        );
+        let collected: Collected<Item> = deserialize_collecting(
+            json!({"name": "a", "level": "low", "inner": {"enabled": true, "limit": "x"}}),
+        );
+        assert_eq!(
+            collected.errors[0].message,
+            "invalid type: string \"x\", expected an integer from 0 to 65535"
+        );
     }
 
     #[test]

@@ -169,7 +169,7 @@ fn invalid_override_names_variable() {
         lines,
         [
             "environment variable `READINESS_EXPORTER__GLOBAL__INTERVAL`, field `global.interval`: invalid duration `soon`; write a number with a unit, such as `500ms`, `30s` or `5m`",
-            "environment variable `READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS`, field `global.max_concurrent_checks`: invalid type: string \"many\", expected i64",
+            "environment variable `READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS`, field `global.max_concurrent_checks`: invalid type: string \"many\", expected an integer",
         ]
     );
     for problem in &problems {
