@@ -74,8 +74,9 @@ impl<'a> LineIndex<'a> {
         self.block_line("global", field)
     }
 
-    /// The line of `field` inside the top-level block `block` (`kubernetes`), or the block's own
-    /// line when the field is not written in the file.
+    /// The line of a dotted field path (`auth.token`) inside the top-level block `block`
+    /// (`vault`). When part of the path is not written in the file, the line of the deepest key
+    /// that is, or the block's own line.
     pub fn block_line(&self, block: &str, field: &str) -> Option<usize> {
         let header = format!("{block}:");
         let start = self.lines.iter().position(|l| l.starts_with(&header))?;
@@ -85,10 +86,15 @@ impl<'a> LineIndex<'a> {
                 !line.is_empty() && !line.starts_with(' ') && !line.starts_with('#')
             })
             .unwrap_or(self.lines.len());
-        (start..end)
-            .find(|&n| is_key_line(self.lines[n], field))
-            .map(|n| n + 1)
-            .or(Some(start + 1))
+        let mut found = start;
+        for component in field.split('.').filter(|component| !component.is_empty()) {
+            let key = component.split('[').next().unwrap_or(component);
+            match (found + 1..end).find(|&n| is_key_line(self.lines[n], key)) {
+                Some(line) => found = line,
+                None => break,
+            }
+        }
+        Some(found + 1)
     }
 
     /// The line of a top-level key.
@@ -167,5 +173,15 @@ checks:
     fn finds_global_field() {
         let index = LineIndex::new(TEXT);
         assert_eq!(index.global_line("interval"), Some(2));
+    }
+
+    #[test]
+    fn finds_nested_block_field() {
+        let text = "vault:\n  address: x\n  auth:\n    token: y\nchecks: []\n";
+        let index = LineIndex::new(text);
+        assert_eq!(index.block_line("vault", "auth.token"), Some(4));
+        assert_eq!(index.block_line("vault", "auth.role_id"), Some(3));
+        assert_eq!(index.block_line("vault", ""), Some(1));
+        assert_eq!(index.block_line("kubernetes", "context"), None);
     }
 }

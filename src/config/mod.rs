@@ -6,12 +6,13 @@
 //! and durations compared here, and every problem in the file is collected and returned at once,
 //! so one edit fixes the whole file.
 
+mod collect;
 mod lines;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,8 @@ use raw::{RawCheck, RawGlobal};
 /// The prefix of environment variables that override configuration values.
 pub const ENV_PREFIX: &str = "READINESS_EXPORTER";
 
-const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9731";
+const DEFAULT_LISTEN_ADDRESS: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 9731));
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 32;
@@ -131,6 +133,9 @@ pub struct Problem {
     pub message: String,
     /// The 1-based line in the file, where it could be found.
     pub line: Option<usize>,
+    /// The environment variable that set the field, when an override did. The line is then
+    /// left out, because the value is not in the file.
+    pub env_var: Option<String>,
     index: Option<usize>,
 }
 
@@ -138,6 +143,9 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(line) = self.line {
             write!(f, "line {line}: ")?;
+        }
+        if let Some(env_var) = &self.env_var {
+            write!(f, "environment variable `{env_var}`, ")?;
         }
         match (&self.check, self.field.is_empty()) {
             (Some(check), true) => write!(f, "check `{check}`: ")?,
@@ -153,13 +161,14 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read configuration file `{path}`")]
+    // The reason is part of the message, and not a `source`, so that every output (the CLI, the
+    // reload log and the /-/reload response) shows it exactly once.
+    #[error("cannot read configuration file `{path}`: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error, such as "No such file or directory".
+        error: std::io::Error,
     },
     /// The file is not valid YAML.
     #[error("configuration file `{path}` is not valid YAML: {message}")]
@@ -202,11 +211,12 @@ pub fn load_with_env(
 ) -> Result<Config, ConfigError> {
     // Building a check builds its TLS client, which panics without a process-wide provider.
     crate::install_crypto_provider();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let overrides = env_overrides(env.as_ref());
     let document = parse_document(path, &text, env)?;
     let index = LineIndex::new(&text);
     let mut problems = Vec::new();
@@ -217,16 +227,13 @@ pub fn load_with_env(
         }
     }
     for problem in &mut problems {
+        if problem.check.is_none() {
+            problem.env_var = overriding_variable(&overrides, &problem.field);
+        }
         problem.line = match (problem.index, problem.check.is_some()) {
+            _ if problem.env_var.is_some() => None,
             (Some(i), _) => index.field_line(i, &problem.field),
-            (None, false) if problem.field.starts_with("vault.") => index.top_line("vault"),
-            (None, false) if problem.field.starts_with("global.") => {
-                index.global_line(&problem.field["global.".len()..])
-            }
-            (None, false) if problem.field.starts_with("kubernetes.") => {
-                index.block_line("kubernetes", &problem.field["kubernetes.".len()..])
-            }
-            (None, false) => index.top_line(&problem.field),
+            (None, false) => top_level_line(&index, &problem.field),
             _ => None,
         };
     }
@@ -235,6 +242,53 @@ pub fn load_with_env(
         path: path.to_path_buf(),
         problems,
     })
+}
+
+/// Lists the fields that environment variables override, as pairs of the dotted field path
+/// (`global.interval`) and the variable's name, read from `env` or else from the process.
+fn env_overrides(env: Option<&HashMap<String, String>>) -> Vec<(String, String)> {
+    let names: Vec<String> = match env {
+        Some(env) => env.keys().cloned().collect(),
+        None => std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect(),
+    };
+    // The same mapping as `config::Environment` with the prefix and `__` as both separators:
+    // READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS sets global.max_concurrent_checks.
+    let prefix = format!("{ENV_PREFIX}__").to_lowercase();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let key = name.to_lowercase();
+            let field = key.strip_prefix(&prefix)?.replace("__", ".");
+            Some((field, name))
+        })
+        .collect()
+}
+
+/// Returns the environment variable that sets `field` or a block that contains it.
+fn overriding_variable(overrides: &[(String, String)], field: &str) -> Option<String> {
+    overrides
+        .iter()
+        .find(|(path, _)| {
+            field
+                .strip_prefix(path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+        .map(|(_, name)| name.clone())
+}
+
+/// The line of a field outside the checks: a key inside the `global`, `vault` or `kubernetes`
+/// block, or a top-level key.
+fn top_level_line(index: &LineIndex<'_>, field: &str) -> Option<usize> {
+    let (block, rest) = match field.find(['.', '[']) {
+        Some(at) => (&field[..at], field[at..].trim_start_matches('.')),
+        None => (field, ""),
+    };
+    match block {
+        "global" | "vault" | "kubernetes" => index.block_line(block, rest),
+        _ => index.top_line(field),
+    }
 }
 
 /// Parses the YAML text and merges environment overrides into it.
@@ -246,9 +300,12 @@ fn parse_document(
     // serde-saphyr reports line and column, which the `config` crate does not, so it checks the
     // syntax first.
     if let Err(err) = serde_saphyr::from_str::<serde_json::Value>(text) {
+        // serde-saphyr starts its message with "error: ", which the CLI already prints.
+        let message = err.to_string();
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
         return Err(ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: err.to_string(),
+            message: message.to_string(),
         });
     }
     let environment = config::Environment::with_prefix(ENV_PREFIX)
@@ -293,6 +350,7 @@ impl BuildContext<'_> {
             field: field.into(),
             message: message.into(),
             line: None,
+            env_var: None,
             index: self.index,
         });
     }
@@ -475,6 +533,8 @@ fn build(
         }
     }
 
+    // An invalid `global` block still lets the checks be validated, against the valid global
+    // values and the defaults of the invalid ones, so that one run reports every problem.
     let global = build_global(top.remove("global"), problems);
     let vault = build_vault(top.remove("vault"), base_dir, problems);
     let items = match top.remove("checks") {
@@ -488,6 +548,13 @@ fn build(
             Vec::new()
         }
     };
+    if items.is_empty() && !problems.iter().any(|problem| problem.field == "checks") {
+        // Without checks the deploy gate would open with nothing verified.
+        problems.push(top_problem(
+            "checks",
+            "no checks configured; add at least one check under `checks`".to_string(),
+        ));
+    }
 
     let mut clients = http::ClientCache::default();
     let kubernetes_block = top.remove("kubernetes");
@@ -518,8 +585,7 @@ fn build(
                 );
             }
         }
-        let global = global.as_ref();
-        if let Some(mut def) = global.and_then(|global| build_check(item, global, &mut ctx)) {
+        if let Some(mut def) = build_check(item, &global, &mut ctx) {
             // A check that uses Vault starts over when the `vault` block changes on a reload.
             if let (true, Some(vault), Some(definition)) =
                 (ctx.vault_used, &vault, def.definition.as_object_mut())
@@ -537,7 +603,6 @@ fn build(
         }
     }
 
-    let global = global?;
     problems.is_empty().then_some(Config {
         global,
         checks,
@@ -554,20 +619,7 @@ fn build_vault(
         None | Some(serde_json::Value::Null) => return None,
         Some(value) => value,
     };
-    let spec: VaultSpec = match serde_json::from_value(value.clone()) {
-        Ok(spec) => spec,
-        Err(err) => {
-            let (field, message) = describe_serde_error(&err);
-            let field = locate(&value, &field, &err);
-            let field = if field.is_empty() {
-                "vault".to_string()
-            } else {
-                format!("vault.{field}")
-            };
-            problems.push(top_problem(&field, message));
-            return None;
-        }
-    };
+    let spec: VaultSpec = deserialize_block("vault", value.clone(), problems)?;
     let mut clients = http::ClientCache::default();
     let mut ctx = BuildContext {
         problems,
@@ -588,23 +640,27 @@ fn top_problem(field: &str, message: String) -> Problem {
         field: field.to_string(),
         message,
         line: None,
+        env_var: None,
         index: None,
     }
 }
 
-fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -> Option<Global> {
+/// Validates the `global` block. Problems are recorded, and an invalid value is replaced by
+/// its default in the returned block, so that checks can still be validated against it.
+fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -> Global {
     let raw: RawGlobal = match value {
         None | Some(serde_json::Value::Null) => RawGlobal::default(),
-        Some(value) => match serde_json::from_value(value) {
-            Ok(raw) => raw,
-            Err(err) => {
-                let (field, message) = describe_serde_error(&err);
-                problems.push(top_problem(&format!("global.{field}"), message));
-                return None;
+        Some(value) => {
+            // Every field is optional, so only a `global` that is not a map leaves no value.
+            let collected = collect::deserialize_collecting(value);
+            for error in collected.errors {
+                let field = join_path("global", &error.path);
+                let message = add_duration_hint(&field, error.message);
+                problems.push(top_problem(&field, message));
             }
-        },
+            collected.value.unwrap_or_default()
+        }
     };
-    let before = problems.len();
     let mut clients = http::ClientCache::default();
     let mut ctx = BuildContext {
         problems,
@@ -617,18 +673,16 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         kubernetes: Arc::default(),
     };
 
-    let listen = raw
-        .listen_address
-        .as_deref()
-        .unwrap_or(DEFAULT_LISTEN_ADDRESS);
-    let listen_address = match listen.parse::<SocketAddr>() {
-        Ok(address) => Some(address),
-        Err(_) => {
+    let listen_address = match raw.listen_address.as_deref().map(str::parse::<SocketAddr>) {
+        None => DEFAULT_LISTEN_ADDRESS,
+        Some(Ok(address)) => address,
+        Some(Err(_)) => {
+            let listen = raw.listen_address.as_deref().unwrap_or_default();
             ctx.problem(
                 "global.listen_address",
                 format!("invalid listen address `{listen}`; write an IP address and port such as `0.0.0.0:9731`"),
             );
-            None
+            DEFAULT_LISTEN_ADDRESS
         }
     };
     let interval = match &raw.interval {
@@ -668,17 +722,54 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         );
     }
 
-    if problems.len() > before {
-        return None;
-    }
-    Some(Global {
-        listen_address: listen_address?,
-        interval: interval?,
-        timeout: timeout?,
+    Global {
+        listen_address,
+        interval: interval.unwrap_or(DEFAULT_INTERVAL),
+        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
         jitter,
         max_concurrent_checks,
         external_url,
-    })
+    }
+}
+
+/// Deserializes a top-level block (`vault`, `kubernetes`), recording every serde error as a
+/// problem. Returns `None` unless the only errors were unknown keys, which are left out.
+fn deserialize_block<T: serde::de::DeserializeOwned>(
+    block: &str,
+    value: serde_json::Value,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let collected = collect::deserialize_collecting(value);
+    for error in collected.errors {
+        let field = join_path(block, &error.path);
+        let message = add_duration_hint(&field, error.message);
+        problems.push(top_problem(&field, message));
+    }
+    collected.value.filter(|_| collected.only_unknown_keys)
+}
+
+/// Adds the fix to the type error of a duration written as a bare number (`interval: 5`).
+fn add_duration_hint(field: &str, message: String) -> String {
+    let name = field.rsplit('.').next().unwrap_or(field);
+    let is_duration = matches!(name, "interval" | "timeout" | "jitter");
+    let is_number = message.starts_with("invalid type: integer")
+        || message.starts_with("invalid type: floating point");
+    if is_duration && is_number {
+        format!("{message}; write a duration with a unit, such as `30s` or `5m`")
+    } else {
+        message
+    }
+}
+
+/// Appends a path inside a block (`auth.token`, `[0].url`) to the block's own path.
+fn join_path(block: &str, path: &str) -> String {
+    if path.is_empty() {
+        block.to_string()
+    } else if path.starts_with('[') {
+        format!("{block}{path}")
+    } else {
+        format!("{block}.{path}")
+    }
 }
 
 /// Validates the optional top-level `kubernetes` block; without it, checks use the in-cluster
@@ -691,13 +782,9 @@ fn build_kubernetes(
 ) -> Arc<kubernetes::Connection> {
     let spec: kubernetes::ConnectionSpec = match value {
         None | Some(serde_json::Value::Null) => return Arc::default(),
-        Some(value) => match serde_json::from_value(value) {
-            Ok(spec) => spec,
-            Err(err) => {
-                let (field, message) = describe_serde_error(&err);
-                problems.push(top_problem(&format!("kubernetes.{field}"), message));
-                return Arc::default();
-            }
+        Some(value) => match deserialize_block("kubernetes", value, problems) {
+            Some(spec) => spec,
+            None => return Arc::default(),
         },
     };
     let mut ctx = BuildContext {
@@ -719,15 +806,19 @@ fn build_check(
     ctx: &mut BuildContext<'_>,
 ) -> Option<CheckDef> {
     let definition = item.clone();
-    let mut raw: RawCheck = match serde_json::from_value(item) {
-        Ok(raw) => raw,
-        Err(err) => {
-            let (field, message) = describe_serde_error(&err);
-            ctx.problem(locate(&definition, &field, &err), message);
-            return None;
-        }
-    };
     let before = ctx.problems.len();
+    let collected = collect::deserialize_collecting::<RawCheck>(item);
+    for error in collected.errors {
+        let message = add_duration_hint(&error.path, error.message);
+        ctx.problem(error.path, message);
+    }
+    // Unknown keys are left out and the rest is still validated. After a bad value, the
+    // validation would see a default or a placeholder in its place and could report problems
+    // that are not in the file, so it stops.
+    let mut raw = match collected.value {
+        Some(raw) if collected.only_unknown_keys => raw,
+        _ => return None,
+    };
 
     if raw.id.is_empty()
         || raw.id.len() > 128
@@ -959,69 +1050,6 @@ fn build_kind(raw: &mut RawCheck, ctx: &mut BuildContext<'_>) -> Option<Kind> {
             .map(Kind::KubernetesConfig);
     }
     None
-}
-
-/// Finds the dotted path of the field a serde error is about. serde names only the innermost
-/// key (or, for a bad enum value, just the value), so the path is found by searching the item.
-fn locate(item: &serde_json::Value, field: &str, err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    if !field.is_empty() {
-        return find_path(item, &|key, _| key == field).unwrap_or_else(|| field.to_string());
-    }
-    let variant = text
-        .strip_prefix("unknown variant `")
-        .and_then(|rest| rest.split('`').next());
-    match variant {
-        Some(variant) => {
-            find_path(item, &|_, value| value.as_str() == Some(variant)).unwrap_or_default()
-        }
-        None => String::new(),
-    }
-}
-
-/// The dotted path of the first key, depth first, for which `matches(key, value)` holds.
-fn find_path(
-    value: &serde_json::Value,
-    matches: &dyn Fn(&str, &serde_json::Value) -> bool,
-) -> Option<String> {
-    let map = value.as_object()?;
-    for (key, child) in map {
-        if matches(key, child) {
-            return Some(key.clone());
-        }
-    }
-    for (key, child) in map {
-        if let Some(path) = find_path(child, matches) {
-            return Some(format!("{key}.{path}"));
-        }
-    }
-    None
-}
-
-/// Turns a serde error into the field it names and a message with the fix.
-fn describe_serde_error(err: &serde_json::Error) -> (String, String) {
-    let text = err.to_string();
-    let quoted = |prefix: &str| {
-        text.strip_prefix(prefix)
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_string)
-    };
-    if let Some(field) = quoted("unknown field `") {
-        let expected = text.split(", expected ").nth(1).unwrap_or("");
-        let message = format!("unknown key `{field}`; check the spelling (expected {expected})");
-        return (field, message);
-    }
-    if let Some(field) = quoted("missing field `") {
-        return (field.clone(), format!("required key `{field}` is missing"));
-    }
-    if let Some(variant) = quoted("unknown variant `") {
-        let expected = text.split(", expected ").nth(1).unwrap_or("");
-        return (
-            String::new(),
-            format!("unknown value `{variant}`; expected {expected}"),
-        );
-    }
-    (String::new(), text)
 }
 
 fn type_name(value: &serde_json::Value) -> &'static str {

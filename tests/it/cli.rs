@@ -178,6 +178,24 @@ fn invalid_configuration_exits_two() {
     );
 }
 
+#[test]
+fn validate_errors_print_once_with_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let (code, _, stderr) = run(&["validate", "--config", missing.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("No such file or directory"), "{stderr}");
+
+    let broken = support::write_config(dir.path(), "checks:\n  - id: a\n    title: [unclosed\n");
+    let (code, _, stderr) = run(&["validate", "--config", broken.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("is not valid YAML: line 3 column 12"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+}
+
 /// Kills the process when dropped, so a failed assertion does not leave it running.
 struct KillOnDrop(std::process::Child);
 

@@ -126,6 +126,82 @@ fn invalid_override_is_reported() {
 }
 
 #[test]
+fn empty_checklist_is_rejected() {
+    let cases = [
+        ("empty list", "checks: []\n", Some(1)),
+        ("null list", "global:\n  interval: 30s\nchecks:\n", Some(3)),
+        ("no checks key", "global:\n  interval: 30s\n", None),
+        ("empty file", "", None),
+        ("only a comment", "# nothing yet\n", None),
+    ];
+    for (case, yaml, line) in cases {
+        let err = load_text(yaml, &[]).expect_err(case);
+        let ConfigError::Invalid { problems, .. } = err else {
+            panic!("{case}: not a configuration problem: {err}");
+        };
+        assert_eq!(problems.len(), 1, "{case}: {problems:?}");
+        assert_eq!(problems[0].field, "checks", "{case}");
+        assert_eq!(problems[0].line, line, "{case}");
+        assert_eq!(
+            problems[0].message, "no checks configured; add at least one check under `checks`",
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn invalid_override_names_variable() {
+    let yaml = format!("global:\n  interval: 30s\n  max_concurrent_checks: 8\n{MINIMAL}");
+    let err = load_text(
+        &yaml,
+        &[
+            ("READINESS_EXPORTER__GLOBAL__INTERVAL", "soon"),
+            ("READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS", "many"),
+        ],
+    )
+    .unwrap_err();
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("not a configuration problem: {err}");
+    };
+    let mut lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "environment variable `READINESS_EXPORTER__GLOBAL__INTERVAL`, field `global.interval`: invalid duration `soon`; write a number with a unit, such as `500ms`, `30s` or `5m`",
+            "environment variable `READINESS_EXPORTER__GLOBAL__MAX_CONCURRENT_CHECKS`, field `global.max_concurrent_checks`: invalid type: string \"many\", expected an integer",
+        ]
+    );
+    for problem in &problems {
+        assert_eq!(problem.line, None, "{problem}");
+    }
+}
+
+#[test]
+fn duration_units_match_docs() {
+    let check = |interval: &str| {
+        format!(
+            "checks:\n  - id: a\n    title: A\n    section: S\n    severity: info\n    interval: {interval}\n    http:\n      url: http://127.0.0.1:1/\n"
+        )
+    };
+    let month = load_text(&check("1M"), &[]).unwrap();
+    assert_eq!(month.checks[0].interval, Duration::from_secs(2_630_016));
+    let minutes = load_text(&check("1h 30m"), &[]).unwrap();
+    assert_eq!(minutes.checks[0].interval, Duration::from_secs(5_400));
+    let longest = load_text(&check("36500d"), &[]).unwrap();
+    assert_eq!(
+        longest.checks[0].interval,
+        Duration::from_secs(36_500 * 86_400)
+    );
+    let err = load_text(&check("100y"), &[]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("duration `100y` is longer than the maximum of 100 years"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_without_kind_lists_kinds() {
     let err = load_text(
         "checks:\n  - id: a\n    title: A\n    section: S\n    severity: info\n",
@@ -158,7 +234,12 @@ fn unknown_check_key_names_key() {
 fn yaml_syntax_error_names_line() {
     let err = load_text("checks:\n  - id: a\n    title: [unclosed\n", &[]).unwrap_err();
     assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
-    assert!(err.to_string().contains("line"), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("line 3 column 12"), "{text}");
+    assert!(
+        !text.contains("error:"),
+        "the CLI adds the only `error:`: {text}"
+    );
 }
 
 #[test]
@@ -166,6 +247,10 @@ fn missing_file_names_path() {
     let err = config::load(Path::new("/nonexistent/readiness.yaml")).unwrap_err();
     assert!(
         err.to_string().contains("/nonexistent/readiness.yaml"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("No such file or directory"),
         "{err}"
     );
 }
@@ -191,6 +276,19 @@ fn shipped_examples_load() {
         }
     }
     assert!(loaded >= 1);
+}
+
+#[test]
+fn helm_default_values_load() {
+    support::init();
+    let values_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/readiness-exporter/values.yaml");
+    let values: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(values_path).unwrap()).unwrap();
+    let checklist = values.get("config").expect("values.yaml has no `config`");
+    // JSON is YAML, so the chart's `config` value is written out as JSON.
+    let config = load_text(&checklist.to_string(), &[]).unwrap_or_else(|err| panic!("{err}"));
+    assert!(!config.checks.is_empty());
 }
 
 #[test]

@@ -311,7 +311,7 @@ async fn list_follows_continue_tokens() {
 #[test]
 fn missing_kubeconfig_is_config_problem() {
     let problems =
-        config_problems("kubernetes:\n  kubeconfig: /nonexistent/kubeconfig\nchecks: []\n");
+        config_problems("kubernetes:\n  kubeconfig: /nonexistent/kubeconfig\nchecks:\n  - { id: a, title: A, section: S, severity: info, http: { url: \"http://127.0.0.1:1/\" } }\n");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].contains(
@@ -325,7 +325,7 @@ fn missing_kubeconfig_is_config_problem() {
 async fn unknown_context_is_config_problem() {
     let api = FakeApi::start().await;
     let problems = config_problems(&format!(
-        "kubernetes:\n  kubeconfig: {}\n  context: production\nchecks: []\n",
+        "kubernetes:\n  kubeconfig: {}\n  context: production\nchecks:\n  - {{ id: a, title: A, section: S, severity: info, http: {{ url: \"http://127.0.0.1:1/\" }} }}\n",
         api.kubeconfig.display()
     ));
     assert_eq!(problems.len(), 1, "{problems:?}");

@@ -1058,11 +1058,11 @@ fn vault_kinds_need_vault_block() {
 #[test]
 fn vault_block_problems_reported() {
     let problems = config_problems(
-        "vault:\n  address: vault.internal:8200\n  auth:\n    token: { vault: { mount: secret, path: a, key: b } }\n  timeout: soon\nchecks: []\n",
+        "vault:\n  address: vault.internal:8200\n  auth:\n    token: { vault: { mount: secret, path: a, key: b } }\n  timeout: soon\nchecks:\n  - { id: a, title: A, section: S, severity: info, http: { url: \"http://127.0.0.1:1/\" } }\n",
     );
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(
-        problems[0].starts_with("line 1: field `vault.address`: "),
+        problems[0].starts_with("line 2: field `vault.address`: "),
         "{problems:?}"
     );
     assert!(problems
@@ -1074,7 +1074,7 @@ fn vault_block_problems_reported() {
         .any(|p| p.contains("field `vault.timeout`: invalid duration `soon`")));
 
     let problems = config_problems(
-        "vault:\n  address: https://vault.internal:8200\n  auth:\n    approle: { role_id: x }\nchecks: []\n",
+        "vault:\n  address: https://vault.internal:8200\n  auth:\n    approle: { role_id: x }\nchecks:\n  - { id: a, title: A, section: S, severity: info, http: { url: \"http://127.0.0.1:1/\" } }\n",
     );
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
