@@ -77,8 +77,9 @@ impl ApiResponse {
             Outcome::error(
                 Reason::InvalidResponse,
                 format!(
-                    "{what} returned status {} with a body that is not the expected JSON ({err}): `{}`",
+                    "{what} returned status {} with a body that is not the expected JSON ({}): `{}`",
                     self.status,
+                    truncate(&err.to_string(), 200),
                     self.text_excerpt()
                 ),
             )
@@ -341,18 +342,20 @@ pub(crate) fn redact_queries(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_url_query = false;
     let mut word_is_url = false;
-    let mut word = String::new();
+    // The last three characters of the current word: a word becomes a URL when they are `://`.
+    // Searching the whole word on every character made a long word take quadratic time.
+    let mut tail = ['\0'; 3];
     for c in text.chars() {
         let ends_word = c.is_whitespace() || c == '"' || c == '\'' || c == '`';
         if ends_word {
             in_url_query = false;
             word_is_url = false;
-            word.clear();
+            tail = ['\0'; 3];
             out.push(c);
             continue;
         }
-        word.push(c);
-        if word.contains("://") {
+        tail = [tail[1], tail[2], c];
+        if tail == [':', '/', '/'] {
             word_is_url = true;
         }
         if c == '?' && word_is_url && !in_url_query {
@@ -387,6 +390,51 @@ mod tests {
             r#"Get "https://vault:8200/v1/sys/metrics?<redacted>": 403"#
         );
         assert_eq!(redact_queries("is this ok?"), "is this ok?");
+    }
+
+    #[test]
+    fn long_word_redacted_in_linear_time() {
+        // A scrape error of a few MiB without whitespace once took minutes, because every
+        // character searched the whole word so far for `://`.
+        let word = format!("{}https://host/metrics?token=abc", "x".repeat(4 << 20));
+        let started = tokio::time::Instant::now();
+        let redacted = redact_queries(&word);
+        assert!(redacted.ends_with("https://host/metrics?<redacted>"));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn redact_queries_never_grows_unbounded(text in "\\PC{0,200}|[a-z:/?= ]{0,200}") {
+            let redacted = redact_queries(&text);
+            // Each query becomes `?<redacted>`, 10 characters longer at most.
+            proptest::prop_assert!(redacted.len() <= text.len() + 10 * text.matches('?').count());
+        }
+
+        #[test]
+        fn api_json_error_is_bounded(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            long in 0usize..20_000,
+            arbitrary in proptest::prelude::any::<bool>(),
+        ) {
+            // Arbitrary bytes, or a long string where a number is expected, which a parse error
+            // quotes in full.
+            let body = if arbitrary {
+                bytes
+            } else {
+                format!("{{\"a\": \"{}\"}}", "x".repeat(long)).into_bytes()
+            };
+            let response = ApiResponse { status: 200, body };
+            if let Err(outcome) = response.json::<std::collections::BTreeMap<String, u64>>("`/api`") {
+                proptest::prop_assert!(outcome.message.chars().count() < 600, "{}", outcome.message);
+            }
+        }
     }
 
     #[test]

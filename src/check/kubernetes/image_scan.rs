@@ -216,7 +216,9 @@ impl ImageScanCheck {
             let summary = body.summary.unwrap_or_default();
             let count = |key: &str| summary.get(key).and_then(serde_json::Value::as_u64);
             for (severity, key) in SEVERITIES {
-                *totals.entry(severity).or_default() += count(key).unwrap_or(0);
+                // A report can claim any count up to u64::MAX, so the sum saturates.
+                let total = totals.entry(severity).or_default();
+                *total = total.saturating_add(count(key).unwrap_or(0));
             }
             let critical = count("criticalCount");
             let high = count("highCount");

@@ -28,6 +28,7 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::http::truncate;
 use super::{Outcome, Reason};
 use crate::config::BuildContext;
 
@@ -47,6 +48,9 @@ pub const KIND_NAMES: &[&str] = &[
 
 /// The `limit` of one list request. Larger collections are read page by page with `continue`.
 pub const PAGE_SIZE: u32 = 500;
+
+/// The most pages one list reads: 1000 pages of [`PAGE_SIZE`] objects, 500,000 in all.
+pub const MAX_LIST_PAGES: usize = 1000;
 
 /// The top-level `kubernetes` block, as written in the file.
 #[derive(Debug, Default, Deserialize)]
@@ -272,12 +276,16 @@ pub fn resource_name(plural: &str, group: &str) -> String {
 pub fn api_error(call: &ApiCall, err: kube::Error) -> Outcome {
     match err {
         kube::Error::Api(status) => status_error(call, &status),
+        // A parse error quotes the value it rejected, which can be as long as the response.
         kube::Error::SerdeError(err) => Outcome::error(
             Reason::InvalidResponse,
-            format!("{call}: the API server's answer is not the expected object: {err}"),
+            format!(
+                "{call}: the API server's answer is not the expected object: {}",
+                truncate(&err.to_string(), 300)
+            ),
         ),
         other => {
-            let chain = error_chain(&other);
+            let chain = truncate(&error_chain(&other), 300);
             let lower = chain.to_ascii_lowercase();
             let reason = if lower.contains("connection refused") {
                 Reason::ConnectionRefused
@@ -295,7 +303,7 @@ fn status_error(call: &ApiCall, status: &kube::core::Status) -> Outcome {
     let server_message = if status.message.is_empty() {
         String::new()
     } else {
-        format!(" (API server: {})", status.message)
+        format!(" (API server: {})", truncate(&status.message, 300))
     };
     match status.code {
         401 => Outcome::error(
@@ -366,16 +374,35 @@ where
 {
     let mut params = params.clone().limit(PAGE_SIZE);
     let mut items = Vec::new();
+    let mut tokens = std::collections::HashSet::new();
     loop {
         let page = api
             .list(&params)
             .await
             .map_err(|err| api_error(call, err))?;
         items.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+        let token = match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => token,
             _ => return Ok(items),
+        };
+        // A server that hands out a token again, or never stops, would keep this loop
+        // reading until the check times out, holding every page in memory.
+        if tokens.len() + 1 >= MAX_LIST_PAGES {
+            return Err(Outcome::error(
+                Reason::InvalidResponse,
+                format!("{call}: the list has more than {MAX_LIST_PAGES} pages of {PAGE_SIZE}; narrow the namespaces or the selector"),
+            ));
         }
+        if !tokens.insert(token.clone()) {
+            return Err(Outcome::error(
+                Reason::InvalidResponse,
+                format!(
+                    "{call}: the API server returned the `continue` token `{}` a second time, so the list never ends",
+                    truncate(&token, 40)
+                ),
+            ));
+        }
+        params = params.continue_token(&token);
     }
 }
 
