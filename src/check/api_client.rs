@@ -185,13 +185,15 @@ impl ApiClient {
             url.query_pairs_mut().extend_pairs(query);
         }
         let mut request = self.client.get(url.clone());
-        if let Some(value) = self.authorization()? {
+        let mut sent = Vec::new();
+        if let Some((value, secrets)) = self.authorization()? {
             request = request.header(AUTHORIZATION, value);
+            sent = secrets;
         }
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        self.send(request, &url).await
+        self.send(request, &url, &sent).await
     }
 
     /// Sends a POST with a JSON body to `segments` below the base URL.
@@ -206,16 +208,21 @@ impl ApiClient {
             .post(url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body.to_string());
-        if let Some(value) = self.authorization()? {
+        let mut sent = Vec::new();
+        if let Some((value, secrets)) = self.authorization()? {
             request = request.header(AUTHORIZATION, value);
+            sent = secrets;
         }
-        self.send(request, &url).await
+        self.send(request, &url, &sent).await
     }
 
+    /// Sends the request and reads the body with every text of `sent` (the credential) replaced,
+    /// so no message that quotes the body can quote a credential the server echoed.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
+        sent: &[String],
     ) -> Result<ApiResponse, Outcome> {
         let mut response = request.send().await.map_err(|err| {
             let (reason, message) = classify(&err, url);
@@ -229,22 +236,30 @@ impl ApiClient {
             ));
         }
         let body = read_body(&mut response, self.max_body_bytes, url).await?;
-        Ok(ApiResponse { status, body })
+        Ok(ApiResponse {
+            status,
+            body: redact_body(body, sent),
+        })
     }
 
     /// Resolves the credential into an `Authorization` value, now, so a rotated secret is used
-    /// on the next run.
-    fn authorization(&self) -> Result<Option<HeaderValue>, Outcome> {
-        let (text, reference) = match &self.credential {
+    /// on the next run. Returns the value and the texts that give the credential away: the
+    /// value itself and the secret.
+    fn authorization(&self) -> Result<Option<(HeaderValue, Vec<String>)>, Outcome> {
+        let (text, secret, reference) = match &self.credential {
             Credential::None => return Ok(None),
             Credential::Bearer(reference) => {
                 let token = resolve(reference, "bearer_token")?;
-                (format!("Bearer {}", token.expose()), reference)
+                (format!("Bearer {}", token.expose()), token, reference)
             }
             Credential::Basic { username, password } => {
                 let secret = resolve(password, "basic_auth.password")?;
                 let pair = format!("{username}:{}", secret.expose());
-                (format!("Basic {}", base64(pair.as_bytes())), password)
+                (
+                    format!("Basic {}", base64(pair.as_bytes())),
+                    secret,
+                    password,
+                )
             }
         };
         let mut value = HeaderValue::from_str(&text).map_err(|_| {
@@ -254,8 +269,22 @@ impl ApiClient {
             )
         })?;
         value.set_sensitive(true);
-        Ok(Some(value))
+        Ok(Some((value, vec![text, secret.expose().to_string()])))
     }
+}
+
+/// Replaces every text of `secrets` in `body`, and parts of them, with `<redacted>`; see
+/// [`crate::secret::redact`]. A body that is not UTF-8 is redacted in its lossy decoding.
+fn redact_body(body: Vec<u8>, secrets: &[String]) -> Vec<u8> {
+    if secrets.is_empty() {
+        return body;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let redacted = crate::secret::redact(&text, secrets.iter().map(String::as_str));
+    if redacted == text {
+        return body;
+    }
+    redacted.into_bytes()
 }
 
 fn resolve(reference: &SecretRef, field: &str) -> Result<crate::secret::Secret, Outcome> {
@@ -390,6 +419,23 @@ mod tests {
             r#"Get "https://vault:8200/v1/sys/metrics?<redacted>": 403"#
         );
         assert_eq!(redact_queries("is this ok?"), "is this ok?");
+    }
+
+    #[test]
+    fn echoed_credential_redacted_in_body() {
+        // A server or proxy that quotes the request's `Authorization` header in its error body
+        // once put the token into the message, which quotes the body.
+        let sent = vec![
+            "Bearer s3cr3t-token-value".to_string(),
+            "s3cr3t-token-value".to_string(),
+        ];
+        let body = br#"{"error": "bad header Bearer s3cr3t-token-value"}"#.to_vec();
+        assert_eq!(
+            redact_body(body, &sent),
+            br#"{"error": "bad header <redacted>"}"#.to_vec()
+        );
+        let untouched = b"\xff no secret here".to_vec();
+        assert_eq!(redact_body(untouched.clone(), &sent), untouched);
     }
 
     #[test]

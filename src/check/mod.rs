@@ -585,8 +585,27 @@ impl Kind {
     /// the timeout.
     pub async fn run(&self, timeout: Duration) -> Outcome {
         let mut outcome = self.run_kind(timeout).await;
+        if let Some(connection) = self.kubernetes_connection() {
+            outcome = outcome.redacted(connection.sent_tokens().iter().map(String::as_str));
+        }
         cut_message(&mut outcome.message);
         outcome
+    }
+
+    fn kubernetes_connection(&self) -> Option<&kubernetes::Connection> {
+        match self {
+            Kind::KubernetesWorkload(check) => Some(check.connection()),
+            Kind::KubernetesPodSecurity(check) => Some(check.connection()),
+            Kind::KubernetesNetworkPolicy(check) => Some(check.connection()),
+            Kind::KubernetesIngressTls(check) => Some(check.connection()),
+            Kind::KubernetesRbac(check) => Some(check.connection()),
+            Kind::HelmRelease(check) => Some(check.connection()),
+            Kind::ImageScan(check) => Some(check.connection()),
+            Kind::VaultInjection(check) => Some(check.connection()),
+            Kind::KubernetesOldVersions(check) => Some(check.connection()),
+            Kind::KubernetesConfig(check) => Some(check.connection()),
+            _ => None,
+        }
     }
 
     async fn run_kind(&self, timeout: Duration) -> Outcome {

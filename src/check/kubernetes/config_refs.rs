@@ -63,6 +63,11 @@ struct Needs {
 }
 
 impl ConfigRefsCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_config` block, recording every problem in `ctx`.
     pub fn build(spec: ConfigRefsSpec, ctx: &mut BuildContext<'_>) -> Option<ConfigRefsCheck> {
         let before = ctx.problem_count();

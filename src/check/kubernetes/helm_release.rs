@@ -96,6 +96,11 @@ struct ChartMetadata {
 }
 
 impl HelmReleaseCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `helm_release` block, recording every problem in `ctx`.
     pub fn build(spec: HelmReleaseSpec, ctx: &mut BuildContext<'_>) -> Option<HelmReleaseCheck> {
         let before = ctx.problem_count();

@@ -102,6 +102,11 @@ struct ReportBody {
 type Target = (String, String, String, String);
 
 impl ImageScanCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `image_scan` block, recording every problem in `ctx`.
     pub fn build(spec: ImageScanSpec, ctx: &mut BuildContext<'_>) -> Option<ImageScanCheck> {
         let before = ctx.problem_count();

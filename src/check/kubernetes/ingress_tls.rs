@@ -69,6 +69,11 @@ fn rank(reason: Reason) -> u8 {
 }
 
 impl IngressTlsCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_ingress_tls` block, recording every problem in `ctx`.
     pub fn build(spec: IngressTlsSpec, ctx: &mut BuildContext<'_>) -> Option<IngressTlsCheck> {
         let before = ctx.problem_count();

@@ -49,7 +49,7 @@ pub const KIND_NAMES: &[&str] = &[
 /// The `limit` of one list request. Larger collections are read page by page with `continue`.
 pub const PAGE_SIZE: u32 = 500;
 
-/// The most pages one list reads: 1000 pages of [`PAGE_SIZE`] objects, 500,000 in all.
+/// The maximum number of pages one list reads: 1000 pages of [`PAGE_SIZE`] objects, 500,000 in all.
 pub const MAX_LIST_PAGES: usize = 1000;
 
 /// The top-level `kubernetes` block, as written in the file.
@@ -82,6 +82,7 @@ pub enum ConnectionSource {
 pub struct Connection {
     source: ConnectionSource,
     client: tokio::sync::OnceCell<kube::Client>,
+    tokens: std::sync::OnceLock<Vec<String>>,
 }
 
 impl fmt::Debug for Connection {
@@ -105,7 +106,16 @@ impl Connection {
         Connection {
             source,
             client: tokio::sync::OnceCell::new(),
+            tokens: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Returns the bearer tokens the client may send, read once: every user `token` of the
+    /// kubeconfig, or the service account token in the cluster. Outcomes are redacted with them,
+    /// because an API server's error message or a body can quote the request's token.
+    // NOTE: credentials from `token-file`, exec plugins and client certificates are not listed.
+    pub fn sent_tokens(&self) -> &[String] {
+        self.tokens.get_or_init(|| read_tokens(&self.source))
     }
 
     /// Validates the top-level `kubernetes` block. A kubeconfig file must exist, parse and
@@ -163,6 +173,33 @@ impl Connection {
             .await
             .cloned()
             .map_err(|message| Outcome::error(Reason::ApiClientUnavailable, message))
+    }
+}
+
+/// The service account token of a pod, as `kube::Config::incluster` reads it.
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+fn read_tokens(source: &ConnectionSource) -> Vec<String> {
+    match source {
+        ConnectionSource::InCluster => std::fs::read_to_string(SERVICE_ACCOUNT_TOKEN)
+            .map(|token| vec![token.trim().to_string()])
+            .unwrap_or_default(),
+        ConnectionSource::Kubeconfig { path, .. } => {
+            let Ok(text) = std::fs::read_to_string(path) else {
+                return Vec::new();
+            };
+            let Ok(kubeconfig) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+                return Vec::new();
+            };
+            kubeconfig["users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|user| user.pointer("/user/token")?.as_str())
+                .filter(|token| !token.is_empty())
+                .map(str::to_string)
+                .collect()
+        }
     }
 }
 
@@ -596,3 +633,26 @@ pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
 
 /// The shared connection handle passed to every Kubernetes check.
 pub type SharedConnection = Arc<Connection>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_tokens_listed() {
+        // The Kubernetes kinds once quoted an API server's error message without redaction, and
+        // a server that echoes the request's token put it into the outcome.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nusers:\n- name: a\n  user:\n    token: first-token\n- name: b\n  user:\n    client-certificate-data: Zm9v\n- name: c\n  user:\n    token: second-token\n",
+        )
+        .unwrap();
+        let connection = Connection::new(ConnectionSource::Kubeconfig {
+            path,
+            context: None,
+        });
+        assert_eq!(connection.sent_tokens(), ["first-token", "second-token"]);
+    }
+}

@@ -120,6 +120,11 @@ pub struct WorkloadCheck {
 }
 
 impl WorkloadCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_workload` block, recording every problem in `ctx`.
     pub fn build(spec: WorkloadSpec, ctx: &mut BuildContext<'_>) -> Option<WorkloadCheck> {
         let before = ctx.problem_count();
