@@ -286,14 +286,14 @@ impl FakeApi {
         self.state.lock().unwrap().requests.clone()
     }
 
-    /// Removes every object and forgets the requests received so far.
+    /// Removes every object and clears the recorded requests.
     pub fn clear(&self) {
         let mut state = self.state.lock().unwrap();
         state.objects.clear();
         state.requests.clear();
     }
 
-    /// Answers every get and list with `status` and `body` as they are (`None`: serve objects
+    /// Responds to every get and list with `status` and `body` as they are (`None`: serve objects
     /// again). Discovery and authentication keep working.
     pub fn set_raw_response(&self, response: Option<(u16, Bytes)>) {
         self.state.lock().unwrap().raw_response = response;
