@@ -699,7 +699,11 @@ pub fn request_error(address: &Url, what: &str, err: &ClientError) -> VaultError
     }
     VaultError::Request {
         reason: Reason::InvalidResponse,
-        message: format!("{what} failed: {}", error_text(err)),
+        // A parse error quotes the value it rejected, which can be a whole response body.
+        message: format!(
+            "{what} failed: {}",
+            crate::check::http::truncate(&error_text(err), 300)
+        ),
         status: None,
     }
 }

@@ -77,8 +77,9 @@ impl ApiResponse {
             Outcome::error(
                 Reason::InvalidResponse,
                 format!(
-                    "{what} returned status {} with a body that is not the expected JSON ({err}): `{}`",
+                    "{what} returned status {} with a body that is not the expected JSON ({}): `{}`",
                     self.status,
+                    truncate(&err.to_string(), 200),
                     self.text_excerpt()
                 ),
             )
@@ -184,13 +185,15 @@ impl ApiClient {
             url.query_pairs_mut().extend_pairs(query);
         }
         let mut request = self.client.get(url.clone());
-        if let Some(value) = self.authorization()? {
+        let mut sent = Vec::new();
+        if let Some((value, secrets)) = self.authorization()? {
             request = request.header(AUTHORIZATION, value);
+            sent = secrets;
         }
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        self.send(request, &url).await
+        self.send(request, &url, &sent).await
     }
 
     /// Sends a POST with a JSON body to `segments` below the base URL.
@@ -205,16 +208,21 @@ impl ApiClient {
             .post(url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body.to_string());
-        if let Some(value) = self.authorization()? {
+        let mut sent = Vec::new();
+        if let Some((value, secrets)) = self.authorization()? {
             request = request.header(AUTHORIZATION, value);
+            sent = secrets;
         }
-        self.send(request, &url).await
+        self.send(request, &url, &sent).await
     }
 
+    /// Sends the request and reads the body with every text of `sent` (the credential) replaced,
+    /// so no message that quotes the body can quote a credential the server echoed.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
+        sent: &[String],
     ) -> Result<ApiResponse, Outcome> {
         let mut response = request.send().await.map_err(|err| {
             let (reason, message) = classify(&err, url);
@@ -228,22 +236,30 @@ impl ApiClient {
             ));
         }
         let body = read_body(&mut response, self.max_body_bytes, url).await?;
-        Ok(ApiResponse { status, body })
+        Ok(ApiResponse {
+            status,
+            body: redact_body(body, sent),
+        })
     }
 
     /// Resolves the credential into an `Authorization` value, now, so a rotated secret is used
-    /// on the next run.
-    fn authorization(&self) -> Result<Option<HeaderValue>, Outcome> {
-        let (text, reference) = match &self.credential {
+    /// on the next run. Returns the value and the texts that give the credential away: the
+    /// value itself and the secret.
+    fn authorization(&self) -> Result<Option<(HeaderValue, Vec<String>)>, Outcome> {
+        let (text, secret, reference) = match &self.credential {
             Credential::None => return Ok(None),
             Credential::Bearer(reference) => {
                 let token = resolve(reference, "bearer_token")?;
-                (format!("Bearer {}", token.expose()), reference)
+                (format!("Bearer {}", token.expose()), token, reference)
             }
             Credential::Basic { username, password } => {
                 let secret = resolve(password, "basic_auth.password")?;
                 let pair = format!("{username}:{}", secret.expose());
-                (format!("Basic {}", base64(pair.as_bytes())), password)
+                (
+                    format!("Basic {}", base64(pair.as_bytes())),
+                    secret,
+                    password,
+                )
             }
         };
         let mut value = HeaderValue::from_str(&text).map_err(|_| {
@@ -253,8 +269,22 @@ impl ApiClient {
             )
         })?;
         value.set_sensitive(true);
-        Ok(Some(value))
+        Ok(Some((value, vec![text, secret.expose().to_string()])))
     }
+}
+
+/// Replaces every text of `secrets` in `body`, and parts of them, with `<redacted>`; see
+/// [`crate::secret::redact`]. A body that is not UTF-8 is redacted in its lossy decoding.
+fn redact_body(body: Vec<u8>, secrets: &[String]) -> Vec<u8> {
+    if secrets.is_empty() {
+        return body;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let redacted = crate::secret::redact(&text, secrets.iter().map(String::as_str));
+    if redacted == text {
+        return body;
+    }
+    redacted.into_bytes()
 }
 
 fn resolve(reference: &SecretRef, field: &str) -> Result<crate::secret::Secret, Outcome> {
@@ -341,18 +371,20 @@ pub(crate) fn redact_queries(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_url_query = false;
     let mut word_is_url = false;
-    let mut word = String::new();
+    // The last three characters of the current word: a word becomes a URL when they are `://`.
+    // Searching the whole word on every character made a long word take quadratic time.
+    let mut tail = ['\0'; 3];
     for c in text.chars() {
         let ends_word = c.is_whitespace() || c == '"' || c == '\'' || c == '`';
         if ends_word {
             in_url_query = false;
             word_is_url = false;
-            word.clear();
+            tail = ['\0'; 3];
             out.push(c);
             continue;
         }
-        word.push(c);
-        if word.contains("://") {
+        tail = [tail[1], tail[2], c];
+        if tail == [':', '/', '/'] {
             word_is_url = true;
         }
         if c == '?' && word_is_url && !in_url_query {
@@ -387,6 +419,68 @@ mod tests {
             r#"Get "https://vault:8200/v1/sys/metrics?<redacted>": 403"#
         );
         assert_eq!(redact_queries("is this ok?"), "is this ok?");
+    }
+
+    #[test]
+    fn echoed_credential_redacted_in_body() {
+        // A server or proxy that quotes the request's `Authorization` header in its error body
+        // once put the token into the message, which quotes the body.
+        let sent = vec![
+            "Bearer s3cr3t-token-value".to_string(),
+            "s3cr3t-token-value".to_string(),
+        ];
+        let body = br#"{"error": "bad header Bearer s3cr3t-token-value"}"#.to_vec();
+        assert_eq!(
+            redact_body(body, &sent),
+            br#"{"error": "bad header <redacted>"}"#.to_vec()
+        );
+        let untouched = b"\xff no secret here".to_vec();
+        assert_eq!(redact_body(untouched.clone(), &sent), untouched);
+    }
+
+    #[test]
+    fn long_word_redacted_in_linear_time() {
+        // A scrape error of a few MiB without whitespace once took minutes, because every
+        // character searched the whole word so far for `://`.
+        let word = format!("{}https://host/metrics?token=abc", "x".repeat(4 << 20));
+        let started = tokio::time::Instant::now();
+        let redacted = redact_queries(&word);
+        assert!(redacted.ends_with("https://host/metrics?<redacted>"));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn redact_queries_never_grows_unbounded(text in "\\PC{0,200}|[a-z:/?= ]{0,200}") {
+            let redacted = redact_queries(&text);
+            // Each query becomes `?<redacted>`, 10 characters longer at most.
+            proptest::prop_assert!(redacted.len() <= text.len() + 10 * text.matches('?').count());
+        }
+
+        #[test]
+        fn api_json_error_is_bounded(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            long in 0usize..20_000,
+            arbitrary in proptest::prelude::any::<bool>(),
+        ) {
+            // Arbitrary bytes, or a long string where a number is expected, which a parse error
+            // quotes in full.
+            let body = if arbitrary {
+                bytes
+            } else {
+                format!("{{\"a\": \"{}\"}}", "x".repeat(long)).into_bytes()
+            };
+            let response = ApiResponse { status: 200, body };
+            if let Err(outcome) = response.json::<std::collections::BTreeMap<String, u64>>("`/api`") {
+                proptest::prop_assert!(outcome.message.chars().count() < 600, "{}", outcome.message);
+            }
+        }
     }
 
     #[test]

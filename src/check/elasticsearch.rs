@@ -141,7 +141,7 @@ impl CountCheck {
             let detail = match serde_json::from_slice::<ErrorResponse>(&response.body) {
                 Ok(error) => format!(
                     "{}: {}",
-                    error.error.error_type,
+                    truncate(&error.error.error_type, 80),
                     truncate(&error.error.reason, 240)
                 ),
                 Err(_) => format!("`{}`", response.text_excerpt()),

@@ -581,8 +581,34 @@ impl Kind {
         }
     }
 
-    /// Runs the check once. The caller enforces the timeout.
+    /// Runs the check once and cuts its message to [`MAX_MESSAGE_BYTES`]. The caller enforces
+    /// the timeout.
     pub async fn run(&self, timeout: Duration) -> Outcome {
+        let mut outcome = self.run_kind(timeout).await;
+        if let Some(connection) = self.kubernetes_connection() {
+            outcome = outcome.redacted(connection.sent_tokens().iter().map(String::as_str));
+        }
+        cut_message(&mut outcome.message);
+        outcome
+    }
+
+    fn kubernetes_connection(&self) -> Option<&kubernetes::Connection> {
+        match self {
+            Kind::KubernetesWorkload(check) => Some(check.connection()),
+            Kind::KubernetesPodSecurity(check) => Some(check.connection()),
+            Kind::KubernetesNetworkPolicy(check) => Some(check.connection()),
+            Kind::KubernetesIngressTls(check) => Some(check.connection()),
+            Kind::KubernetesRbac(check) => Some(check.connection()),
+            Kind::HelmRelease(check) => Some(check.connection()),
+            Kind::ImageScan(check) => Some(check.connection()),
+            Kind::VaultInjection(check) => Some(check.connection()),
+            Kind::KubernetesOldVersions(check) => Some(check.connection()),
+            Kind::KubernetesConfig(check) => Some(check.connection()),
+            _ => None,
+        }
+    }
+
+    async fn run_kind(&self, timeout: Duration) -> Outcome {
         match self {
             Kind::Http(check) => check.run(timeout).await,
             #[cfg(test)]
@@ -621,6 +647,25 @@ impl Kind {
             Kind::KubernetesConfig(check) => check.run().await,
         }
     }
+}
+
+/// The longest message a run keeps, in bytes. Kinds quote server text only in short excerpts,
+/// so this is a backstop for a list that grows with a response: no message that `/metrics`, the
+/// API and the logs carry grows with what a server sends.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Cuts `message` to [`MAX_MESSAGE_BYTES`] at a character boundary and says so at its end.
+fn cut_message(message: &mut String) {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return;
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let dropped = message.len() - end;
+    message.truncate(end);
+    message.push_str(&format!("... ({dropped} more bytes cut)"));
 }
 
 /// Every measure family of every kind, for the encoder's ordering and for documentation tests.
@@ -666,4 +711,21 @@ pub fn format_duration(duration: Duration) -> String {
     }
     let rounded = Duration::from_millis((duration.as_millis() as u64 / 10) * 10);
     humantime::format_duration(rounded).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_message_cut_at_char_boundary() {
+        let mut message = "é".repeat(MAX_MESSAGE_BYTES);
+        cut_message(&mut message);
+        assert!(message.len() < MAX_MESSAGE_BYTES + 40, "{}", message.len());
+        assert!(message.ends_with(&format!("... ({MAX_MESSAGE_BYTES} more bytes cut)")));
+
+        let mut short = "a short message".to_string();
+        cut_message(&mut short);
+        assert_eq!(short, "a short message");
+    }
 }

@@ -1,7 +1,7 @@
 //! Property-based tests of the configuration loader: arbitrary text, mutated example files and
 //! generated checks with extreme values either load or return problems, never panic, and every
 //! configuration that loads can be rendered by every output. Case counts are bounded so the
-//! suite stays fast; proptest keeps failing inputs under `tests/it/proptest-regressions/`.
+//! suite stays fast; proptest keeps failing inputs under `tests/proptest-regressions/`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

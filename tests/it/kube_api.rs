@@ -170,6 +170,7 @@ struct State {
     allowed: Option<BTreeSet<Permission>>,
     used: BTreeSet<Permission>,
     requests: Vec<Recorded>,
+    raw_response: Option<(u16, Bytes)>,
 }
 
 /// The running server, its kubeconfig and its state.
@@ -283,6 +284,19 @@ impl FakeApi {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Removes every object and clears the recorded requests.
+    pub fn clear(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.objects.clear();
+        state.requests.clear();
+    }
+
+    /// Responds to every get and list with `status` and `body` as they are (`None`: serve objects
+    /// again). Discovery and authentication keep working.
+    pub fn set_raw_response(&self, response: Option<(u16, Bytes)>) {
+        self.state.lock().unwrap().raw_response = response;
     }
 }
 
@@ -401,6 +415,16 @@ fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Byt
         }
         ["api", "v1"] => resource_list("", "v1"),
         ["apis", group, version] if served(group) => resource_list(group, version),
+        ["api", "v1", _, ..] | ["apis", _, _, _, ..] if state.raw_response.is_some() => {
+            let (status, body) = state.raw_response.clone().unwrap();
+            let mut response = Response::new(Full::new(body));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         ["api", "v1", rest @ ..] => serve_objects(&mut state, "", "v1", rest, &query),
         ["apis", group, version, rest @ ..] if served(group) => {
             serve_objects(&mut state, group, version, rest, &query)

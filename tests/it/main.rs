@@ -38,6 +38,7 @@ mod elasticsearch;
 mod end_to_end;
 mod fault_matrix;
 mod fuzz;
+mod fuzz_responses;
 mod grafana;
 mod helm_chart;
 mod http;

@@ -2,18 +2,27 @@
 //! the targets echo what they receive back in every place they can, every kind runs (failures
 //! included), and no marker may appear in any output of `serve` or `check`.
 //!
+//! The secrets cover every kind's credential fields, read from files, the environment and Vault
+//! (`{ vault: { mount, path, key } }`): request headers, PostgreSQL passwords, the bearer tokens
+//! and basic-auth passwords of the monitoring kinds' `server` blocks, the exporter's own Vault
+//! token (`vault.auth.token`) and the token of the `kubernetes` block's kubeconfig. A basic-auth
+//! password is also searched for in its encoded `Authorization` form.
+//!
 //! A new kind joins with one entry in [`cases`]; a kind with secret fields takes their values
-//! from [`Canary::file_secret`] or [`Canary::env_secret`].
+//! from [`Canary::file_secret`], [`Canary::env_secret`] or [`Canary::vault_secret`].
 
 use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{self, serve_fn, tcp_server, TestServer};
+use crate::vault_support::{self, BaoServer};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_readiness-exporter");
 
@@ -22,15 +31,22 @@ const BINARY: &str = env!("CARGO_BIN_EXE_readiness-exporter");
 struct Canary {
     dir: PathBuf,
     markers: RefCell<Vec<String>>,
+    /// Texts that give a secret away as well as its marker: the `Authorization` values of
+    /// basic-auth passwords.
+    encoded: RefCell<Vec<String>>,
     env: RefCell<Vec<(String, String)>>,
+    /// The OpenBao dev server that stores the secrets of [`Canary::vault_secret`].
+    vault: Option<Arc<BaoServer>>,
 }
 
 impl Canary {
-    fn new(dir: &Path) -> Canary {
+    fn new(dir: &Path, vault: Option<Arc<BaoServer>>) -> Canary {
         Canary {
             dir: dir.to_path_buf(),
             markers: RefCell::default(),
+            encoded: RefCell::default(),
             env: RefCell::default(),
+            vault,
         }
     }
 
@@ -57,7 +73,36 @@ impl Canary {
             .push((name.clone(), format!("{prefix}{marker}")));
         format!("{{ env: {name} }}")
     }
+
+    /// Returns a `{ vault: ... }` reference to a new KV version 2 secret on the dev server, or
+    /// a file reference when no `bao` binary is installed.
+    fn vault_secret(&self, field: &str, prefix: &str) -> String {
+        let Some(vault) = &self.vault else {
+            return self.file_secret(field, prefix);
+        };
+        let marker = self.marker(field);
+        vault.bao(&[
+            "kv",
+            "put",
+            &format!("secret/canary/{field}"),
+            &format!("value={prefix}{marker}"),
+        ]);
+        format!("{{ vault: {{ mount: secret, path: canary/{field}, key: value }} }}")
+    }
+
+    /// Returns a `basic_auth` block whose password `reference` returned, and records the
+    /// `Authorization` value it makes.
+    fn basic_auth(&self, reference: String) -> String {
+        let password = self.markers.borrow().last().unwrap().clone();
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{BASIC_USER}:{password}"));
+        self.encoded.borrow_mut().push(encoded);
+        format!("basic_auth: {{ username: {BASIC_USER}, password: {reference} }}")
+    }
 }
+
+/// The user name of every basic-auth block.
+const BASIC_USER: &str = "reader";
 
 /// The dependencies the cases point at.
 struct Targets {
@@ -160,6 +205,105 @@ fn cases(canary: &Canary, targets: &Targets) -> Vec<(&'static str, String)> {
                 connection(canary.file_secret("pg_migrations", ""))
             ),
         ),
+        // The monitoring kinds, each with a credential in its `server` block. The echo servers
+        // send the `Authorization` value back in the body and in a Prometheus error.
+        (
+            "prometheus_targets",
+            format!(
+                "prometheus_targets:\n      server: {{ url: \"{ok}\", bearer_token: {} }}\n      jobs: [api]\n",
+                canary.file_secret("prometheus_bearer", "")
+            ),
+        ),
+        (
+            "prometheus_rules",
+            format!(
+                "prometheus_rules:\n      server: {{ url: \"{error}\", {} }}\n      groups: [api]\n",
+                canary.basic_auth(canary.env_secret("prometheus_basic", ""))
+            ),
+        ),
+        (
+            "prometheus_alertmanagers",
+            format!(
+                "prometheus_alertmanagers:\n      server: {{ url: \"{ok}\", bearer_token: {} }}\n",
+                canary.vault_secret("prometheus_vault_bearer", "")
+            ),
+        ),
+        (
+            "prometheus_query",
+            format!(
+                "prometheus_query:\n      server: {{ url: \"{ok}\", {} }}\n      query: sum(up)\n      min: 1\n",
+                canary.basic_auth(canary.file_secret("prometheus_query_basic", ""))
+            ),
+        ),
+        (
+            "alertmanager",
+            format!(
+                "alertmanager:\n      server: {{ url: \"{error}\", bearer_token: {} }}\n      receivers: [team]\n",
+                canary.env_secret("alertmanager_bearer", "")
+            ),
+        ),
+        (
+            "grafana",
+            format!(
+                "grafana:\n      server: {{ url: \"{ok}\", {} }}\n      dashboards: [red]\n",
+                canary.basic_auth(canary.vault_secret("grafana_vault_basic", ""))
+            ),
+        ),
+        (
+            "loki",
+            format!(
+                "loki:\n      server: {{ url: \"{ok}\", bearer_token: {} }}\n      query: 'sum(count_over_time({{app=\"api\"}}[5m]))'\n      min: 1\n",
+                canary.file_secret("loki_bearer", "")
+            ),
+        ),
+        (
+            "elasticsearch_count",
+            format!(
+                "elasticsearch_count:\n      server: {{ url: \"{error}\", {} }}\n      index: logs\n      window: 15m\n      min: 1\n",
+                canary.basic_auth(canary.env_secret("elasticsearch_basic", ""))
+            ),
+        ),
+        // Secrets from Vault in the kinds that send them to their targets.
+        (
+            "http_vault",
+            format!(
+                "http:\n      url: {ok}\n      headers:\n        Authorization: {}\n",
+                canary.vault_secret("http_vault", "Bearer ")
+            ),
+        ),
+        (
+            "postgres_vault",
+            format!(
+                "postgres_reachable:\n{}",
+                connection(canary.vault_secret("pg_vault", ""))
+            ),
+        ),
+        // The kinds that read Vault with the exporter's own token, and the Kubernetes kinds,
+        // which send the kubeconfig's token to an API server that echoes it.
+        (
+            "vault_secret",
+            "vault_secret: { mount: secret, path: canary/http_vault }\n".to_string(),
+        ),
+        (
+            "vault_policy",
+            "vault_policy: { policies: [missing-policy] }\n".to_string(),
+        ),
+        (
+            "vault_mount",
+            "vault_mount: { path: secret, type: kv, version: 2 }\n".to_string(),
+        ),
+        (
+            "vault_auth_method",
+            "vault_auth_method: { path: kubernetes, type: kubernetes }\n".to_string(),
+        ),
+        (
+            "kubernetes_workload",
+            "kubernetes_workload: { namespace: shop, kind: deployment, name: api }\n".to_string(),
+        ),
+        (
+            "helm_release",
+            "helm_release: { namespace: shop, release: shop }\n".to_string(),
+        ),
         // The kinds without secret fields run too, so their logs are searched as well.
         (
             "tls",
@@ -176,6 +320,9 @@ fn cases(canary: &Canary, targets: &Targets) -> Vec<(&'static str, String)> {
             "signoff:\n      file: missing-signoffs.yaml\n      item: uat\n".to_string(),
         ),
     ]
+    .into_iter()
+    .filter(|(id, _)| canary.vault.is_some() || !id.starts_with("vault_"))
+    .collect()
 }
 
 async fn echo_server(status: u16) -> TestServer {
@@ -186,7 +333,18 @@ async fn echo_server(status: u16) -> TestServer {
             .or_else(|| request.headers().get("x-api-key"))
             .map(|value| value.to_str().unwrap().to_string())
             .unwrap_or_default();
-        let mut response = support::respond(status, echoed.clone());
+        // API paths get the echo inside a Prometheus error envelope that is also a Kubernetes
+        // Status, so the kinds that quote a server's error message see it.
+        let body = if request.uri().path().contains("/api") {
+            serde_json::json!({
+                "status": "error", "errorType": echoed, "error": echoed,
+                "kind": "Status", "apiVersion": "v1", "message": echoed, "reason": echoed, "code": status,
+            })
+            .to_string()
+        } else {
+            echoed.clone()
+        };
+        let mut response = support::respond(status, body);
         let headers = response.headers_mut();
         headers.insert("x-echo", echoed.parse().unwrap());
         headers.insert("access-control-allow-origin", echoed.parse().unwrap());
@@ -246,9 +404,11 @@ async fn echoing_postgres() -> TestServer {
     .await
 }
 
-fn write_config(dir: &Path, cases: &[(&'static str, String)]) -> PathBuf {
-    let mut yaml = String::from(
-        "global:\n  listen_address: 127.0.0.1:0\n  interval: 30s\n  timeout: 3s\nchecks:\n",
+/// Writes the configuration: `blocks` (the top-level `vault` and `kubernetes` blocks), then one
+/// check per case.
+fn write_config(dir: &Path, blocks: &str, cases: &[(&'static str, String)]) -> PathBuf {
+    let mut yaml = format!(
+        "global:\n  listen_address: 127.0.0.1:0\n  interval: 30s\n  timeout: 3s\n{blocks}checks:\n"
     );
     for (id, block) in cases {
         yaml.push_str(&format!(
@@ -282,7 +442,8 @@ fn listen_address(logs: &str) -> Option<String> {
 async fn no_output_contains_secret() {
     support::init();
     let dir = tempfile::tempdir().unwrap();
-    let canary = Canary::new(dir.path());
+    let vault = vault_support::bao_bin().map(|bin| vault_support::shared_dev_server(&bin));
+    let canary = Canary::new(dir.path(), vault.clone());
     let targets = Targets {
         echo_ok: echo_server(200).await,
         echo_error: echo_server(500).await,
@@ -290,7 +451,36 @@ async fn no_output_contains_secret() {
         closed_port: support::closed_port().await,
     };
     let cases = cases(&canary, &targets);
-    let path = write_config(dir.path(), &cases);
+
+    // The exporter's own Vault token is a token whose id is a marker, read from a file.
+    let mut blocks = String::new();
+    if let Some(vault) = &vault {
+        let token = canary.marker("vault_token");
+        vault.token(&["root"], &[&format!("-id={token}")]);
+        let token_file = dir.path().join("vault-token");
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+        blocks.push_str(&format!(
+            "vault:\n  address: {}\n  auth:\n    token: {{ file: {} }}\n",
+            vault.address,
+            token_file.display()
+        ));
+    }
+    // The kubeconfig's token goes to an API server that echoes it in a Status message.
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: echo\n  cluster:\n    server: {}\ncontexts:\n- name: echo\n  context:\n    cluster: echo\n    user: reader\ncurrent-context: echo\nusers:\n- name: reader\n  user:\n    token: {}\n",
+            targets.echo_error.url("http", ""),
+            canary.marker("kubeconfig_token")
+        ),
+    )
+    .unwrap();
+    blocks.push_str(&format!(
+        "kubernetes:\n  kubeconfig: {}\n",
+        kubeconfig.display()
+    ));
+    let path = write_config(dir.path(), &blocks, &cases);
     let config = path.to_str().unwrap().to_string();
     let mut outputs: Vec<(String, String)> = Vec::new();
 
@@ -445,12 +635,21 @@ async fn no_output_contains_secret() {
         "unexpected_status",
         "connection_refused",
         "unauthorized",
+        "query_failed",
+        "not_ready",
     ] {
         assert!(api.contains(reason), "no `{reason}` in:\n{api}");
     }
+    // The Vault kinds got past authentication, so the marker token was sent.
+    if vault.is_some() {
+        for reason in ["vault_auth_method_missing", "vault_policy_missing"] {
+            assert!(api.contains(reason), "no `{reason}` in:\n{api}");
+        }
+    }
 
-    let markers = canary.markers.borrow();
+    let mut markers = canary.markers.borrow().clone();
     assert!(markers.len() >= 10);
+    markers.extend(canary.encoded.borrow().iter().cloned());
     let mut leaks = Vec::new();
     for (name, text) in &outputs {
         for marker in markers.iter() {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::network_policy::shorten;
 use super::{get_opt, list_all, resource_name, validate_selector, ApiCall, Connection};
+use crate::check::http::truncate;
 use crate::check::{Measure, MeasureFamily, MeasureType, Outcome, Reason};
 use crate::config::BuildContext;
 
@@ -62,6 +63,11 @@ struct Needs {
 }
 
 impl ConfigRefsCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_config` block, recording every problem in `ctx`.
     pub fn build(spec: ConfigRefsSpec, ctx: &mut BuildContext<'_>) -> Option<ConfigRefsCheck> {
         let before = ctx.problem_count();
@@ -213,20 +219,24 @@ impl ConfigRefsCheck {
                     }
                 }
             };
-            let users: Vec<&str> = need.workloads.iter().map(String::as_str).collect();
+            // Names and keys come from the API server's objects, so each is quoted in an
+            // excerpt and each list of users is shortened.
+            let name = truncate(name, 253);
+            let users: Vec<String> = need.workloads.iter().cloned().collect();
             let Some(keys) = keys else {
                 missing_objects.push(format!(
                     "{kind} `{name}` (used by {}) does not exist",
-                    users.join(", ")
+                    shorten(&users, ", ")
                 ));
                 continue;
             };
             for (key, key_users) in &need.keys {
                 if !keys.contains(key) {
-                    let key_users: Vec<&str> = key_users.iter().map(String::as_str).collect();
+                    let key_users: Vec<String> = key_users.iter().cloned().collect();
                     missing_keys.push(format!(
-                        "{kind} `{name}` has no key `{key}` (used by {})",
-                        key_users.join(", ")
+                        "{kind} `{name}` has no key `{}` (used by {})",
+                        truncate(key, 253),
+                        shorten(&key_users, ", ")
                     ));
                 }
             }

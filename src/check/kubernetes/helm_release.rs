@@ -17,11 +17,17 @@ use kube::api::{Api, ListParams};
 use serde::Deserialize;
 
 use super::{list_all, ApiCall, Connection};
+use crate::check::http::truncate;
 use crate::check::{format_duration, Measure, MeasureFamily, MeasureType, Outcome, Reason};
 use crate::config::BuildContext;
 
 const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const RELEASE_SECRET_TYPE: &str = "helm.sh/release.v1";
+
+/// The most release JSON one run decompresses. A Secret holds at most 1 MiB, and gzip expands
+/// data up to about 1000-fold, so one Secret could otherwise decompress to a gigabyte. A real
+/// release (values and manifest included) is estimated to stay well below 64 MiB.
+const MAX_RELEASE_JSON_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The newest revision number of the release.
 pub static REVISION: MeasureFamily = MeasureFamily {
@@ -90,6 +96,11 @@ struct ChartMetadata {
 }
 
 impl HelmReleaseCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `helm_release` block, recording every problem in `ctx`.
     pub fn build(spec: HelmReleaseSpec, ctx: &mut BuildContext<'_>) -> Option<HelmReleaseCheck> {
         let before = ctx.problem_count();
@@ -198,7 +209,7 @@ impl HelmReleaseCheck {
             Some(ChartMetadata {
                 name: Some(name),
                 version: Some(version),
-            }) => format!("chart {name}-{version}"),
+            }) => format!("chart {}-{}", truncate(name, 80), truncate(version, 40)),
             _ => "chart unknown".to_string(),
         };
         let subject = format!(
@@ -238,7 +249,10 @@ impl HelmReleaseCheck {
             }
             other => Outcome::fail(
                 Reason::ReleaseNotDeployed,
-                format!("{subject} has status `{other}`, not `deployed`"),
+                format!(
+                    "{subject} has status `{}`, not `deployed`",
+                    truncate(other, 40)
+                ),
             ),
         };
         outcome.with_value(revision as f64).with_measures(measures)
@@ -261,8 +275,13 @@ impl HelmReleaseCheck {
 }
 
 /// Decodes the `release` key of a release Secret: base64, then gzip when the data starts with
-/// the gzip magic bytes (Helm 3 always compresses), then JSON.
+/// the gzip magic bytes (Helm 3 always compresses), then JSON. The JSON is parsed while it is
+/// decompressed, and at most [`MAX_RELEASE_JSON_BYTES`] of it are read.
 fn decode(secret: &Secret) -> Result<Release, String> {
+    decode_limited(secret, MAX_RELEASE_JSON_BYTES)
+}
+
+fn decode_limited(secret: &Secret, max_json_bytes: u64) -> Result<Release, String> {
     let data = secret
         .data
         .as_ref()
@@ -271,17 +290,127 @@ fn decode(secret: &Secret) -> Result<Release, String> {
     let compressed = base64::engine::general_purpose::STANDARD
         .decode(&data.0)
         .map_err(|err| format!("the `release` key is not base64: {err}"))?;
-    let json = if compressed.starts_with(&[0x1f, 0x8b]) {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(compressed.as_slice())
-            .read_to_end(&mut json)
-            .map_err(|err| format!("the `release` key is not valid gzip: {err}"))?;
-        json
-    } else {
-        compressed
-    };
     // Values and manifest are skipped unread, and the fields read hold no secrets, so a serde
-    // error that quotes one is safe to show.
-    serde_json::from_slice(&json)
-        .map_err(|err| format!("the release JSON lacks a field this check reads: {err}"))
+    // error that quotes one is safe to show once it is cut to a short excerpt.
+    let invalid = |err: serde_json::Error| {
+        format!(
+            "the release JSON lacks a field this check reads: {}",
+            truncate(&err.to_string(), 200)
+        )
+    };
+    if !compressed.starts_with(&[0x1f, 0x8b]) {
+        return serde_json::from_slice(&compressed).map_err(invalid);
+    }
+    let mut json = flate2::read::GzDecoder::new(compressed.as_slice()).take(max_json_bytes);
+    let parsed = serde_json::from_reader(std::io::BufReader::new(&mut json));
+    if json.limit() == 0 {
+        return Err(format!(
+            "the release JSON is larger than {max_json_bytes} bytes once decompressed"
+        ));
+    }
+    parsed.map_err(|err| match err.classify() {
+        serde_json::error::Category::Io => format!("the `release` key is not valid gzip: {err}"),
+        _ => invalid(err),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    use k8s_openapi::ByteString;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn secret_with_release(release: Vec<u8>) -> Secret {
+        Secret {
+            data: Some(BTreeMap::from([(
+                "release".to_string(),
+                ByteString(release),
+            )])),
+            ..Secret::default()
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn base64(bytes: &[u8]) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .into_bytes()
+    }
+
+    fn check() -> HelmReleaseCheck {
+        HelmReleaseCheck {
+            connection: Arc::new(Connection::default()),
+            namespace: "shop".to_string(),
+            release: "shop".to_string(),
+            pending_timeout: DEFAULT_PENDING_TIMEOUT,
+            expect_chart_version: Some("1.4.2".to_string()),
+        }
+    }
+
+    #[test]
+    fn gzip_bomb_stops_at_limit() {
+        // 4 MiB of spaces compress to about 4 KiB. A limit of 1 MiB stops the decoder after
+        // 1 MiB instead of holding everything the gzip stream expands to.
+        let mut json = b"{\"info\": {\"status\": \"deployed\"}".to_vec();
+        json.resize(4 << 20, b' ');
+        json.push(b'}');
+        let secret = secret_with_release(base64(&gzip(&json)));
+
+        let err = decode_limited(&secret, 1 << 20).unwrap_err();
+        assert_eq!(
+            err,
+            "the release JSON is larger than 1048576 bytes once decompressed"
+        );
+        assert!(decode_limited(&secret, 8 << 20).is_ok());
+    }
+
+    #[test]
+    fn long_field_is_quoted_in_excerpt() {
+        let json = format!("{{\"info\": \"{}\"}}", "x".repeat(1 << 16));
+        let secret = secret_with_release(base64(&gzip(json.as_bytes())));
+        let err = decode(&secret).unwrap_err();
+        assert!(err.len() < 400, "{err}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn decode_survives_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048), layers in 0u8..3) {
+            let release = match layers {
+                0 => bytes,
+                1 => base64(&bytes),
+                _ => base64(&gzip(&bytes)),
+            };
+            if let Err(err) = decode(&secret_with_release(release)) {
+                prop_assert!(err.chars().count() < 400, "{}", err);
+            }
+        }
+
+        #[test]
+        fn evaluate_bounds_quoted_fields(
+            status in "\\PC{0,20}|x{1000,5000}",
+            name in "\\PC{0,20}|n{1000,5000}",
+            version in "\\PC{0,20}|v{1000,5000}",
+            deployed in "\\PC{0,30}|2026-01-01T00:00:00Z|0001-01-01T00:00:00Z|9999-12-31T23:59:59Z",
+            revision in any::<i64>(),
+        ) {
+            let release = Release {
+                info: ReleaseInfo { status, last_deployed: Some(deployed) },
+                chart: Some(Chart { metadata: Some(ChartMetadata { name: Some(name), version: Some(version) }) }),
+                version: Some(revision),
+            };
+            let outcome = check().evaluate(revision, &release);
+            prop_assert!(outcome.message.chars().count() < 600, "{}", outcome.message);
+        }
+    }
 }

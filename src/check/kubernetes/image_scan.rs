@@ -102,6 +102,11 @@ struct ReportBody {
 type Target = (String, String, String, String);
 
 impl ImageScanCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `image_scan` block, recording every problem in `ctx`.
     pub fn build(spec: ImageScanSpec, ctx: &mut BuildContext<'_>) -> Option<ImageScanCheck> {
         let before = ctx.problem_count();
@@ -216,7 +221,9 @@ impl ImageScanCheck {
             let summary = body.summary.unwrap_or_default();
             let count = |key: &str| summary.get(key).and_then(serde_json::Value::as_u64);
             for (severity, key) in SEVERITIES {
-                *totals.entry(severity).or_default() += count(key).unwrap_or(0);
+                // A report can claim any count up to u64::MAX, so the sum saturates.
+                let total = totals.entry(severity).or_default();
+                *total = total.saturating_add(count(key).unwrap_or(0));
             }
             let critical = count("criticalCount");
             let high = count("highCount");

@@ -69,6 +69,11 @@ fn rank(reason: Reason) -> u8 {
 }
 
 impl IngressTlsCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_ingress_tls` block, recording every problem in `ctx`.
     pub fn build(spec: IngressTlsSpec, ctx: &mut BuildContext<'_>) -> Option<IngressTlsCheck> {
         let before = ctx.problem_count();
@@ -218,7 +223,10 @@ impl IngressTlsCheck {
         };
         let secret_type = secret.type_.as_deref().unwrap_or("Opaque");
         if secret_type != "kubernetes.io/tls" {
-            return invalid(format!("has type `{secret_type}`, not `kubernetes.io/tls`"));
+            return invalid(format!(
+                "has type `{}`, not `kubernetes.io/tls`",
+                crate::check::http::truncate(secret_type, 80)
+            ));
         }
         let Some(pem) = secret.data.as_ref().and_then(|data| data.get("tls.crt")) else {
             return invalid("has no `tls.crt` key".to_string());

@@ -28,6 +28,7 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::http::truncate;
 use super::{Outcome, Reason};
 use crate::config::BuildContext;
 
@@ -47,6 +48,9 @@ pub const KIND_NAMES: &[&str] = &[
 
 /// The `limit` of one list request. Larger collections are read page by page with `continue`.
 pub const PAGE_SIZE: u32 = 500;
+
+/// The maximum number of pages one list reads: 1000 pages of [`PAGE_SIZE`] objects, 500,000 in all.
+pub const MAX_LIST_PAGES: usize = 1000;
 
 /// The top-level `kubernetes` block, as written in the file.
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +82,7 @@ pub enum ConnectionSource {
 pub struct Connection {
     source: ConnectionSource,
     client: tokio::sync::OnceCell<kube::Client>,
+    tokens: std::sync::OnceLock<Vec<String>>,
 }
 
 impl fmt::Debug for Connection {
@@ -101,7 +106,16 @@ impl Connection {
         Connection {
             source,
             client: tokio::sync::OnceCell::new(),
+            tokens: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Returns the bearer tokens the client may send, read once: every user `token` of the
+    /// kubeconfig, or the service account token in the cluster. Outcomes are redacted with them,
+    /// because an API server's error message or a body can quote the request's token.
+    // NOTE: credentials from `token-file`, exec plugins and client certificates are not listed.
+    pub fn sent_tokens(&self) -> &[String] {
+        self.tokens.get_or_init(|| read_tokens(&self.source))
     }
 
     /// Validates the top-level `kubernetes` block. A kubeconfig file must exist, parse and
@@ -159,6 +173,33 @@ impl Connection {
             .await
             .cloned()
             .map_err(|message| Outcome::error(Reason::ApiClientUnavailable, message))
+    }
+}
+
+/// The service account token of a pod, as `kube::Config::incluster` reads it.
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+fn read_tokens(source: &ConnectionSource) -> Vec<String> {
+    match source {
+        ConnectionSource::InCluster => std::fs::read_to_string(SERVICE_ACCOUNT_TOKEN)
+            .map(|token| vec![token.trim().to_string()])
+            .unwrap_or_default(),
+        ConnectionSource::Kubeconfig { path, .. } => {
+            let Ok(text) = std::fs::read_to_string(path) else {
+                return Vec::new();
+            };
+            let Ok(kubeconfig) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+                return Vec::new();
+            };
+            kubeconfig["users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|user| user.pointer("/user/token")?.as_str())
+                .filter(|token| !token.is_empty())
+                .map(str::to_string)
+                .collect()
+        }
     }
 }
 
@@ -272,12 +313,16 @@ pub fn resource_name(plural: &str, group: &str) -> String {
 pub fn api_error(call: &ApiCall, err: kube::Error) -> Outcome {
     match err {
         kube::Error::Api(status) => status_error(call, &status),
+        // A parse error quotes the value it rejected, which can be as long as the response.
         kube::Error::SerdeError(err) => Outcome::error(
             Reason::InvalidResponse,
-            format!("{call}: the API server's answer is not the expected object: {err}"),
+            format!(
+                "{call}: the API server's answer is not the expected object: {}",
+                truncate(&err.to_string(), 300)
+            ),
         ),
         other => {
-            let chain = error_chain(&other);
+            let chain = truncate(&error_chain(&other), 300);
             let lower = chain.to_ascii_lowercase();
             let reason = if lower.contains("connection refused") {
                 Reason::ConnectionRefused
@@ -295,7 +340,7 @@ fn status_error(call: &ApiCall, status: &kube::core::Status) -> Outcome {
     let server_message = if status.message.is_empty() {
         String::new()
     } else {
-        format!(" (API server: {})", status.message)
+        format!(" (API server: {})", truncate(&status.message, 300))
     };
     match status.code {
         401 => Outcome::error(
@@ -366,16 +411,35 @@ where
 {
     let mut params = params.clone().limit(PAGE_SIZE);
     let mut items = Vec::new();
+    let mut tokens = std::collections::HashSet::new();
     loop {
         let page = api
             .list(&params)
             .await
             .map_err(|err| api_error(call, err))?;
         items.extend(page.items);
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+        let token = match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => token,
             _ => return Ok(items),
+        };
+        // A server that hands out a token again, or never stops, would keep this loop
+        // reading until the check times out, holding every page in memory.
+        if tokens.len() + 1 >= MAX_LIST_PAGES {
+            return Err(Outcome::error(
+                Reason::InvalidResponse,
+                format!("{call}: the list has more than {MAX_LIST_PAGES} pages of {PAGE_SIZE}; narrow the namespaces or the selector"),
+            ));
         }
+        if !tokens.insert(token.clone()) {
+            return Err(Outcome::error(
+                Reason::InvalidResponse,
+                format!(
+                    "{call}: the API server returned the `continue` token `{}` a second time, so the list never ends",
+                    truncate(&token, 40)
+                ),
+            ));
+        }
+        params = params.continue_token(&token);
     }
 }
 
@@ -569,3 +633,26 @@ pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
 
 /// The shared connection handle passed to every Kubernetes check.
 pub type SharedConnection = Arc<Connection>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_tokens_listed() {
+        // The Kubernetes kinds once quoted an API server's error message without redaction, and
+        // a server that echoes the request's token put it into the outcome.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nusers:\n- name: a\n  user:\n    token: first-token\n- name: b\n  user:\n    client-certificate-data: Zm9v\n- name: c\n  user:\n    token: second-token\n",
+        )
+        .unwrap();
+        let connection = Connection::new(ConnectionSource::Kubeconfig {
+            path,
+            context: None,
+        });
+        assert_eq!(connection.sent_tokens(), ["first-token", "second-token"]);
+    }
+}

@@ -48,6 +48,11 @@ pub struct NetworkPolicyCheck {
 }
 
 impl NetworkPolicyCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_network_policy` block, recording every problem in `ctx`.
     pub fn build(
         spec: NetworkPolicySpec,

@@ -73,6 +73,11 @@ fn replicas(object: &DynamicObject) -> (i32, i32) {
 }
 
 impl OldVersionsCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_old_versions` block, recording every problem in `ctx`.
     pub fn build(spec: OldVersionsSpec, ctx: &mut BuildContext<'_>) -> Option<OldVersionsCheck> {
         let before = ctx.problem_count();

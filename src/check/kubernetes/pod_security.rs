@@ -131,6 +131,11 @@ pub struct PodSecurityCheck {
 }
 
 impl PodSecurityCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_pod_security` block, recording every problem in `ctx`.
     pub fn build(spec: PodSecuritySpec, ctx: &mut BuildContext<'_>) -> Option<PodSecurityCheck> {
         let before = ctx.problem_count();

@@ -90,6 +90,11 @@ impl RoleKey {
 }
 
 impl RbacCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_rbac` block, recording every problem in `ctx`.
     pub fn build(spec: RbacSpec, ctx: &mut BuildContext<'_>) -> Option<RbacCheck> {
         let before = ctx.problem_count();

@@ -58,6 +58,11 @@ pub struct VaultInjectionCheck {
 }
 
 impl VaultInjectionCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `vault_injection` block, recording every problem in `ctx`.
     pub fn build(
         spec: VaultInjectionSpec,

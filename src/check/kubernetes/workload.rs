@@ -13,7 +13,9 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde::Deserialize;
 
+use super::network_policy::shorten;
 use super::{get_opt, list_all, validate_selector, ApiCall, Connection};
+use crate::check::http::truncate;
 use crate::check::{Measure, MeasureFamily, MeasureType, Outcome, Reason};
 use crate::config::BuildContext;
 
@@ -118,6 +120,11 @@ pub struct WorkloadCheck {
 }
 
 impl WorkloadCheck {
+    /// Returns the API connection the check reads through.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Validates the `kubernetes_workload` block, recording every problem in `ctx`.
     pub fn build(spec: WorkloadSpec, ctx: &mut BuildContext<'_>) -> Option<WorkloadCheck> {
         let before = ctx.problem_count();
@@ -287,9 +294,12 @@ impl WorkloadCheck {
                 .iter()
                 .map(|evaluation| format!("{}: {}", evaluation.workload, evaluation.summary))
                 .collect();
-            return Outcome::pass(format!("rolled out and available: {}", details.join("; ")))
-                .with_value(total as f64)
-                .with_measures(measures);
+            return Outcome::pass(format!(
+                "rolled out and available: {}",
+                shorten(&details, "; ")
+            ))
+            .with_value(total as f64)
+            .with_measures(measures);
         }
         // The most serious problem gives the reason; the message lists every workload's.
         problems.sort_by_key(|evaluation| {
@@ -309,7 +319,7 @@ impl WorkloadCheck {
         let message = format!(
             "{} of {total} workload(s) not rolled out: {}",
             problems.len(),
-            details.join("; ")
+            shorten(&details, "; ")
         );
         let outcome = if first.reason == Reason::StatusNotReported {
             Outcome::error(first.reason, message)
@@ -436,7 +446,10 @@ fn evaluate(
                 summary: String::new(),
                 problem: Problem::new(
                     Reason::InvalidResponse,
-                    format!("spec or status is not in the apps/v1 format: {err}"),
+                    format!(
+                        "spec or status is not in the apps/v1 format: {}",
+                        truncate(&err.to_string(), 200)
+                    ),
                 ),
             }
         }

@@ -64,7 +64,7 @@ pub(crate) fn unpack<T: DeserializeOwned>(
         ));
     };
     if envelope.status != "success" {
-        let error_type = envelope.error_type.unwrap_or_default();
+        let error_type = super::http::truncate(&envelope.error_type.unwrap_or_default(), 40);
         let reason = match error_type.as_str() {
             "timeout" | "canceled" => Reason::Timeout,
             _ => Reason::QueryFailed,
@@ -86,7 +86,10 @@ pub(crate) fn unpack<T: DeserializeOwned>(
         }),
         Err(err) => Err(Outcome::error(
             Reason::InvalidResponse,
-            format!("{what} returned data of an unexpected shape: {err}"),
+            format!(
+                "{what} returned data of an unexpected shape: {}",
+                super::http::truncate(&err.to_string(), 200)
+            ),
         )),
     }
 }
@@ -120,15 +123,17 @@ impl QueryData {
     /// vectors of several series are an `invalid_response` error with the fix in the message.
     pub(crate) fn value(&self) -> Result<QueryValue, Outcome> {
         let invalid = |message: String| Outcome::error(Reason::InvalidResponse, message);
+        // A parse error quotes the value it rejected, which can be as long as the response.
+        let excerpt = |err: serde_json::Error| super::http::truncate(&err.to_string(), 200);
         match self.result_type.as_str() {
             "scalar" => {
                 let (_, text): (f64, String) = serde_json::from_value(self.result.clone())
-                    .map_err(|err| invalid(format!("the scalar result is malformed: {err}")))?;
+                    .map_err(|err| invalid(format!("the scalar result is malformed: {}", excerpt(err))))?;
                 parse_sample(&text).map(QueryValue::Number)
             }
             "vector" => {
                 let samples: Vec<VectorSample> = serde_json::from_value(self.result.clone())
-                    .map_err(|err| invalid(format!("the vector result is malformed: {err}")))?;
+                    .map_err(|err| invalid(format!("the vector result is malformed: {}", excerpt(err))))?;
                 match samples.as_slice() {
                     [] => Ok(QueryValue::Empty),
                     [sample] => parse_sample(&sample.value.1).map(QueryValue::Number),
@@ -143,7 +148,8 @@ impl QueryData {
                 "the query returned log lines, not a number; make it a metric query such as `sum(count_over_time({app=\"api\"}[5m]))`".to_string(),
             )),
             other => Err(invalid(format!(
-                "the query returned a result of type `{other}`; an instant query that returns one number (a scalar or one series) is required"
+                "the query returned a result of type `{}`; an instant query that returns one number (a scalar or one series) is required",
+                super::http::truncate(other, 40)
             ))),
         }
     }
@@ -162,6 +168,7 @@ fn parse_sample(text: &str) -> Result<f64, Outcome> {
 }
 
 /// Formats the label sets of the first three series, for the message about too many series.
+/// Each label set is cut to 200 characters.
 fn describe_series(samples: &[VectorSample]) -> String {
     let shown: Vec<String> = samples
         .iter()
@@ -172,7 +179,7 @@ fn describe_series(samples: &[VectorSample]) -> String {
                 .iter()
                 .map(|(name, value)| format!("{name}={value}"))
                 .collect();
-            format!("{{{}}}", labels.join(", "))
+            format!("{{{}}}", super::http::truncate(&labels.join(", "), 200))
         })
         .collect();
     let more = if samples.len() > 3 { ", ..." } else { "" };
@@ -325,6 +332,99 @@ mod tests {
             .value()
             .unwrap();
         assert!(matches!(value, QueryValue::Number(v) if v.is_nan()));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::check::prometheus::query::QUERY_VALUE;
+
+        /// Arbitrary JSON documents, a few levels deep, with long strings among the leaves.
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                "\\PC{0,20}|NaN|\\+Inf|-Inf|1e400|x{2000,6000}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map("[a-zA-Z]{0,10}|x{300,2000}", inner, 0..8)
+                        .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// An envelope with arbitrary parts, shaped like a Prometheus API response.
+        fn envelope() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..256),
+                (
+                    "success|error|x{0,3000}",
+                    "vector|scalar|matrix|streams|string|x{0,3000}",
+                    json_value(),
+                    prop::option::of("timeout|canceled|bad_data|x{0,3000}"),
+                    prop::option::of("\\PC{0,40}|x{0,3000}"),
+                    prop::collection::vec("\\PC{0,40}|x{0,3000}", 0..5),
+                )
+                    .prop_map(
+                        |(status, result_type, result, error_type, error, warnings)| {
+                            serde_json::json!({
+                                "status": status,
+                                "data": {"resultType": result_type, "result": result},
+                                "errorType": error_type,
+                                "error": error,
+                                "warnings": warnings,
+                            })
+                            .to_string()
+                            .into_bytes()
+                        }
+                    ),
+            ]
+        }
+
+        fn threshold(on_warning: WarningPolicy) -> Threshold {
+            Threshold {
+                min: Some(1.0),
+                max: Some(5.0),
+                on_empty: Policy::Fail,
+                on_nan: Policy::Fail,
+                on_warning,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn query_responses_give_bounded_outcomes(body in envelope(), status in 100u16..600) {
+                let response = ApiResponse { status, body };
+                let outcome = match unpack::<QueryData>(&response, "`/api/v1/query`") {
+                    Ok(success) => {
+                        for policy in [WarningPolicy::Error, WarningPolicy::Fail, WarningPolicy::Evaluate] {
+                            let outcome = threshold(policy).judge(
+                                success.data.value(),
+                                &success.warnings,
+                                &QUERY_VALUE,
+                            );
+                            prop_assert!(outcome.message.chars().count() < 2048, "{}", outcome.message);
+                        }
+                        continue_with(success.data.value())
+                    }
+                    Err(outcome) => outcome,
+                };
+                prop_assert!(outcome.message.chars().count() < 2048, "{}", outcome.message);
+            }
+        }
+
+        fn continue_with(value: Result<QueryValue, Outcome>) -> Outcome {
+            match value {
+                Ok(_) => Outcome::pass(""),
+                Err(outcome) => outcome,
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::config::BuildContext;
 /// when `max_age` is not set.
 const DEFAULT_INTERVALS: u32 = 3;
 
+/// The maximum number of findings a message lists before it counts the rest.
+const MAX_FINDINGS_SHOWN: usize = 10;
+
 /// When a rule group was last evaluated.
 pub static LAST_EVALUATION: MeasureFamily = MeasureFamily {
     name: "readiness_prometheus_rule_group_last_evaluation_timestamp",
@@ -178,10 +181,18 @@ impl RulesCheck {
                 self.groups.len()
             )),
             Some((reason, _)) => {
-                let messages: Vec<String> = findings
+                // Group names may repeat without limit, so the message lists the first findings.
+                let mut messages: Vec<String> = findings
                     .iter()
+                    .take(MAX_FINDINGS_SHOWN)
                     .map(|(_, message)| message.clone())
                     .collect();
+                if findings.len() > MAX_FINDINGS_SHOWN {
+                    messages.push(format!(
+                        "{} more findings",
+                        findings.len() - MAX_FINDINGS_SHOWN
+                    ));
+                }
                 Outcome::fail(*reason, messages.join("; "))
             }
         };
@@ -199,6 +210,7 @@ impl RulesCheck {
         oldest: &mut Option<f64>,
     ) -> usize {
         let name = &group.name;
+        let file = truncate(&group.file, 200);
         let failing: Vec<&Rule> = group
             .rules
             .iter()
@@ -213,8 +225,8 @@ impl RulesCheck {
                 Reason::RuleEvaluationFailed,
                 format!(
                     "rule `{}` of group `{name}` ({}) fails to evaluate: {}{others}",
-                    rule.name,
-                    group.file,
+                    truncate(&rule.name, 120),
+                    file,
                     truncate(&redact_queries(&rule.last_error), 240)
                 ),
             ));
@@ -224,10 +236,7 @@ impl RulesCheck {
         let Some(evaluated) = evaluated else {
             findings.push((
                 Reason::NotEvaluated,
-                format!(
-                    "rule group `{name}` ({}) has not been evaluated yet",
-                    group.file
-                ),
+                format!("rule group `{name}` ({}) has not been evaluated yet", file),
             ));
             return failing.len();
         };
@@ -245,7 +254,7 @@ impl RulesCheck {
                 Reason::TooOld,
                 format!(
                     "rule group `{name}` ({}) was last evaluated {} ago, more than {}",
-                    group.file,
+                    file,
                     format_duration(age),
                     format_duration(max_age)
                 ),

@@ -77,11 +77,12 @@ struct ActiveTarget {
 }
 
 impl ActiveTarget {
-    /// Returns the `instance` label, or the scrape URL without its query.
+    /// Returns the `instance` label, or the scrape URL without its query, cut to 120
+    /// characters.
     fn name(&self) -> String {
         match self.labels.get("instance") {
-            Some(instance) => instance.clone(),
-            None => redact_queries(&self.scrape_url),
+            Some(instance) => truncate(instance, 120),
+            None => truncate(&redact_queries(&self.scrape_url), 120),
         }
     }
 
@@ -89,7 +90,7 @@ impl ActiveTarget {
         let name = self.name();
         match (self.health.as_str(), self.last_error.is_empty()) {
             ("unknown", _) => format!("{name} (not scraped yet)"),
-            (_, true) => format!("{name} ({})", self.health),
+            (_, true) => format!("{name} ({})", truncate(&self.health, 40)),
             (_, false) => format!(
                 "{name} ({})",
                 truncate(&redact_queries(&self.last_error), 160)

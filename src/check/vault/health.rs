@@ -29,7 +29,11 @@ use crate::check::{Measure, MeasureFamily, MeasureType, Outcome, Reason};
 use crate::config::BuildContext;
 use crate::vault::Vault;
 
-const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The largest `sys/health` body read; a real one is a few hundred bytes.
+const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// The largest `sys/ha-status` body read: about 300 bytes per node, for clusters of thousands.
+const MAX_HA_STATUS_BYTES: u64 = 1024 * 1024;
 
 /// Nodes the check read.
 pub static NODES: MeasureFamily = MeasureFamily {
@@ -412,8 +416,9 @@ impl HealthCheck {
                         return Err(Outcome::fail(
                             Reason::VersionTooOld,
                             format!(
-                                "node {} runs version {text}, older than the minimum {}",
+                                "node {} runs version {}, older than the minimum {}",
                                 node.url,
+                                crate::check::http::truncate(text, 40),
                                 minimum
                                     .0
                                     .iter()
@@ -470,10 +475,11 @@ impl HealthCheck {
             }
         }
 
-        let versions: Vec<&str> = {
-            let mut versions: Vec<&str> = nodes
+        let versions: Vec<String> = {
+            let mut versions: Vec<String> = nodes
                 .iter()
                 .filter_map(|node| node.version.as_deref())
+                .map(|version| crate::check::http::truncate(version, 40))
                 .collect();
             versions.sort_unstable();
             versions.dedup();
@@ -530,23 +536,26 @@ impl HealthCheck {
             }
         };
         let status = response.status().as_u16();
-        let body = match response.bytes().await {
+        let mut response = response;
+        // The body is read up to the limit only, so a node that streams without end cannot
+        // fill the exporter's memory.
+        let body = match crate::check::http::read_body(&mut response, MAX_BODY_BYTES, url).await {
             Ok(body) => body,
-            Err(err) => {
-                let (_, message) = crate::check::http::classify(&err, url);
+            Err(outcome) => {
+                let detail = if outcome.reason == Reason::BodyTooLarge {
+                    format!("status {status} with a body larger than {MAX_BODY_BYTES} bytes")
+                } else {
+                    outcome.message
+                };
                 return Node {
                     url,
                     status: Some(status),
-                    state: NodeState::Unknown(format!("reading the body failed: {message}")),
+                    state: NodeState::Unknown(detail),
                     version: None,
                 };
             }
         };
-        let parsed = if body.len() > MAX_BODY_BYTES {
-            None
-        } else {
-            serde_json::from_slice::<HealthBody>(&body).ok()
-        };
+        let parsed = serde_json::from_slice::<HealthBody>(&body).ok();
         let Some(body) = parsed else {
             return Node {
                 url,
@@ -617,7 +626,19 @@ impl HealthCheck {
                 ),
             ));
         }
-        let body: serde_json::Value = response.json().await.map_err(|_| {
+        let mut response = response;
+        let body = crate::check::http::read_body(&mut response, MAX_HA_STATUS_BYTES, target.url)
+            .await
+            .map_err(|outcome| {
+                Outcome::error(
+                    outcome.reason,
+                    format!(
+                        "reading sys/ha-status from {}: {}",
+                        target.url, outcome.message
+                    ),
+                )
+            })?;
+        let body: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
             Outcome::error(
                 Reason::InvalidResponse,
                 format!("sys/ha-status from {} is not JSON", target.url),
@@ -720,5 +741,66 @@ mod tests {
         assert!(matches!(decide(200, &body), NodeState::Unknown(_)));
         assert!(matches!(decide(503, &body), NodeState::Sealed));
         assert!(matches!(decide(418, &body), NodeState::Unknown(_)));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// `sys/health` bodies: arbitrary bytes, or the documented fields with arbitrary values.
+        fn body() -> impl Strategy<Value = Vec<u8>> {
+            let flag = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                "\\PC{0,8}".prop_map(serde_json::Value::from),
+            ];
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..256),
+                (
+                    flag.clone(),
+                    flag.clone(),
+                    flag.clone(),
+                    flag,
+                    "\\PC{0,30}|[0-9.+v-]{0,30}|9{30}"
+                )
+                    .prop_map(
+                        |(initialized, sealed, standby, performance_standby, version)| {
+                            serde_json::json!({
+                                "initialized": initialized,
+                                "sealed": sealed,
+                                "standby": standby,
+                                "performance_standby": performance_standby,
+                                "version": version,
+                            })
+                            .to_string()
+                            .into_bytes()
+                        }
+                    ),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn health_body_decides_a_state(body in body(), status in 0u16..1000) {
+                if let Ok(parsed) = serde_json::from_slice::<HealthBody>(&body) {
+                    let state = decide(status, &parsed);
+                    prop_assert!(state.describe().len() < 200, "{}", state.describe());
+                    if let Some(version) = &parsed.version {
+                        let _ = Version::parse(version);
+                    }
+                }
+            }
+
+            #[test]
+            fn version_parse_survives_any_text(text in "\\PC{0,40}|[0-9.v+ -]{0,40}|[0-9]{20,40}(\\.[0-9]{1,3}){0,3}") {
+                if let Some(version) = Version::parse(&text) {
+                    prop_assert_eq!(version.0.len(), 3);
+                }
+            }
+        }
     }
 }

@@ -281,6 +281,38 @@ certificate from a file of YAML).
 | expired_cert | an expired certificate from the trusted CA | the same | | the same, after SSLRequest | |
 | untrusted_cert | a certificate from an unknown CA | the same | | the same, after SSLRequest | |
 | huge | a 4 GiB chunked body, streamed | 4 GiB of maximum-size handshake records | | a message whose length field says 2 GiB, then 4 GiB of bytes | a sparse 4 GiB file |
+
+## Malformed responses and leaked secrets
+
+Property tests (proptest) feed the response parsers input that no healthy server sends. Case
+counts are bounded so they add seconds to the suite, and proptest replays the failing seeds kept
+under `proptest-regressions/` and `tests/proptest-regressions/` before it generates new cases.
+
+- `tests/it/fuzz_responses.rs` runs every kind that reads a monitoring server
+  (`prometheus_targets`, `prometheus_rules`, `prometheus_alertmanagers`, `prometheus_query`,
+  `loki`, `elasticsearch_count`, `alertmanager`, `grafana`), Vault (`vault_health` with
+  `sys/ha-status`, `vault_auth_method`, `vault_policy`, `vault_mount`, `vault_secret`) or the
+  Kubernetes API (all ten Kubernetes kinds) against a local server. The server responds with
+  arbitrary bytes, arbitrary JSON, or a valid response whose values are replaced with edge values
+  (strings of up to 50,000 characters, `u64::MAX`, invalid times), removed, or repeated up to 500
+  times. The Kubernetes objects, and the gzip-compressed release JSON inside a Helm release
+  Secret, change the same way. Every run must return within 20 s without a panic. A monitoring
+  or Vault message must stay within 4096 characters, and a Kubernetes message within the 16 KiB
+  at which every message is cut.
+- Unit properties cover the Helm release decoding of arbitrary bytes, base64 and gzip, the
+  Prometheus envelope and instant-query results, `sys/health` bodies and version strings, and
+  the API client's JSON errors and URL query redaction. `tests/it/fuzz.rs` covers the
+  configuration loader, and the `http`, `cors`, `signoff` and `tls` kinds have their own.
+
+`tests/it/secret_canary.rs` puts a unique marker into every secret-valued field and searches every
+output of `check` (all four formats and their logs) and `serve` (every endpoint, a rejected
+reload and the logs in both formats, at trace level) for it. The fields are the `http` and
+`cors` headers, the PostgreSQL passwords, the bearer tokens and basic-auth passwords of the
+monitoring kinds' `server` blocks, the exporter's Vault token (`vault.auth.token`) and the
+token of the `kubernetes` block's kubeconfig. Their values come from files, environment
+variables and `{ vault: { mount, path, key } }` references to an OpenBao dev server. The targets
+echo the `Authorization` header in their bodies, headers and error messages, and a basic-auth
+password is also searched for in its encoded form. The test passes only with zero hits.
 ";
 
 fn doc_path() -> PathBuf {
