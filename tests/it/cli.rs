@@ -355,6 +355,7 @@ async fn serve_on_taken_port_runs_no_check() {
         respond(200, "ok")
     })
     .await;
+
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
@@ -366,6 +367,7 @@ async fn serve_on_taken_port_runs_no_check() {
         ),
     );
     let path = path.to_str().unwrap().to_string();
+
     let output = tokio::task::spawn_blocking(move || run(&["serve", "--config", &path]))
         .await
         .unwrap();
