@@ -177,6 +177,110 @@ pub static CASES: &[KindCase] = &[
         expect: postgres_like,
         valid_file: no_file,
     },
+    KindCase {
+        name: "vault_health",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "vault_health:\n      nodes: [{}]\n{}",
+                base_url(target),
+                ca_file(target, 6)
+            )
+        },
+        expect: |fault| match fault {
+            // sys/health documents its own status codes; any other code, or a body that is not
+            // its JSON, is an unknown state.
+            Fault::Status(_) | Fault::Huge => Some((Error, Reason::VaultUnknownState)),
+            other => http_like(other),
+        },
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "prometheus_targets",
+        dependency: Dependency::Http,
+        block: |target| format!("prometheus_targets:\n{}      jobs: [api]\n", server(target)),
+        expect: |fault| api_like(fault, (Error, Reason::InvalidResponse)),
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "prometheus_rules",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "prometheus_rules:\n{}      groups: [availability]\n",
+                server(target)
+            )
+        },
+        expect: |fault| api_like(fault, (Error, Reason::InvalidResponse)),
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "prometheus_alertmanagers",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "prometheus_alertmanagers:\n{}      min_active: 1\n",
+                server(target)
+            )
+        },
+        expect: |fault| api_like(fault, (Error, Reason::InvalidResponse)),
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "prometheus_query",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "prometheus_query:\n{}      query: up\n      min: 1\n",
+                server(target)
+            )
+        },
+        expect: |fault| api_like(fault, (Error, Reason::InvalidResponse)),
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "alertmanager",
+        dependency: Dependency::Http,
+        block: |target| format!("alertmanager:\n{}      replicas: 1\n", server(target)),
+        expect: |fault| api_like(fault, (Fail, Reason::NotReady)),
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "grafana",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "grafana:\n{}      dashboards: [readiness]\n",
+                server(target)
+            )
+        },
+        expect: |fault| api_like(fault, (Error, Reason::InvalidResponse)),
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "loki",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "loki:\n{}      query: count_over_time(up[5m])\n      min: 1\n",
+                server(target)
+            )
+        },
+        expect: |fault| api_like(fault, (Fail, Reason::NotReady)),
+        valid_file: no_file,
+    },
+    KindCase {
+        name: "elasticsearch_count",
+        dependency: Dependency::Http,
+        block: |target| {
+            format!(
+                "elasticsearch_count:\n{}      index: logs\n      window: 5m\n      min: 1\n",
+                server(target)
+            )
+        },
+        expect: |fault| api_like(fault, (Error, Reason::QueryFailed)),
+        valid_file: no_file,
+    },
 ];
 
 fn no_file(_: &Certificates) -> String {
@@ -186,6 +290,20 @@ fn no_file(_: &Certificates) -> String {
 fn url(target: &Target) -> String {
     let scheme = if target.tls { "https" } else { "http" };
     format!("{scheme}://localhost:{}/health", target.addr.port())
+}
+
+fn base_url(target: &Target) -> String {
+    let scheme = if target.tls { "https" } else { "http" };
+    format!("{scheme}://localhost:{}", target.addr.port())
+}
+
+/// Returns the `server` block of the kinds that read a monitoring or logging server's API.
+fn server(target: &Target) -> String {
+    format!(
+        "      server:\n        url: {}\n{}",
+        base_url(target),
+        ca_file(target, 8)
+    )
 }
 
 fn ca_file(target: &Target, indent: usize) -> String {
@@ -231,6 +349,16 @@ fn http_like(fault: Fault) -> Option<(Status, Reason)> {
         Fault::ExpiredCert | Fault::UntrustedCert => (Error, Reason::TlsError),
         Fault::Huge => return None,
     })
+}
+
+/// Returns the results of a kind that reads a server's JSON API, where `other_status` is the
+/// result of a 404 or 500: the kind's first request returned something that is not its API.
+fn api_like(fault: Fault, other_status: (Status, Reason)) -> Option<(Status, Reason)> {
+    match fault {
+        Fault::Huge => Some((Error, Reason::BodyTooLarge)),
+        Fault::Status(404 | 500) => Some(other_status),
+        other => http_like(other),
+    }
 }
 
 /// Returns the results of a kind that reads a file: `unreadable` when it cannot be read, `invalid`

@@ -268,6 +268,12 @@ const DOC_TAIL: &str = "
 `n/a`: the fault cannot happen to that dependency (an HTTP status from a DNS server, a
 certificate from a file of YAML).
 
+The Vault kinds other than `vault_health`, and the Kubernetes kinds, are not rows of this
+matrix: each configuration has one `vault` and one `kubernetes` connection block, which cannot
+point at a different faulty server per cell. The property tests below run them against arbitrary
+responses, and their own tests cover the API errors they map, such as a rejected Vault token, a
+Kubernetes 403 and a missing CRD.
+
 ## The faults
 
 | fault | HTTP, CORS | TLS handshake | DNS (UDP) | PostgreSQL | file |
