@@ -652,8 +652,22 @@ fn build_http_client(
         .map_err(|err| format!("cannot build the Vault HTTP client: {err}"))
 }
 
+/// Classifies a failed login. Vault rejecting the credentials (400, 401 or 403) is a login
+/// failure; a Vault that cannot be reached or does not respond as Vault keeps the request's
+/// reason, so that an alert on `connection_refused` or `timeout` also covers the login.
 fn login_error(address: &Url, what: &str, err: &ClientError) -> VaultError {
-    VaultError::Login(request_error(address, what, err).to_string())
+    match request_error(address, what, err) {
+        VaultError::Request {
+            reason,
+            message,
+            status,
+        } if !matches!(status, Some(400 | 401 | 403)) => VaultError::Request {
+            reason,
+            message: format!("login to Vault failed: {message}"),
+            status,
+        },
+        error => VaultError::Login(error.to_string()),
+    }
 }
 
 /// Classifies a `vaultrs` error by walking its cause chain. The message names what was
