@@ -326,6 +326,8 @@ pub fn api_error(call: &ApiCall, err: kube::Error) -> Outcome {
             let lower = chain.to_ascii_lowercase();
             let reason = if lower.contains("connection refused") {
                 Reason::ConnectionRefused
+            } else if is_malformed_response(&other) {
+                Reason::InvalidResponse
             } else if lower.contains("certificate") || lower.contains("tls") {
                 Reason::TlsError
             } else {
@@ -614,6 +616,19 @@ pub fn selector_matches(
             }
         });
     pairs_match && expressions_match
+}
+
+/// Returns true when the server's bytes were not a complete HTTP response: not HTTP at all, or
+/// cut off before the response ended.
+fn is_malformed_response(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(error) = current {
+        if let Some(hyper_error) = error.downcast_ref::<hyper::Error>() {
+            return hyper_error.is_parse() || hyper_error.is_incomplete_message();
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// Joins an error with its sources: `outer: inner: root`.
