@@ -66,6 +66,8 @@ impl Certificates {
 pub struct FaultServer {
     pub addr: SocketAddr,
     task: Option<JoinHandle<()>>,
+    /// The bound socket that keeps a down server's port, for [`down`].
+    _port: Option<tokio::net::TcpSocket>,
 }
 
 impl Drop for FaultServer {
@@ -78,10 +80,16 @@ impl Drop for FaultServer {
 
 /// Returns a port on 127.0.0.1 with nothing listening on it, for TCP and UDP.
 pub async fn down() -> FaultServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    FaultServer { addr, task: None }
+    // A socket that is bound but never listens keeps the port, so no server started later gets
+    // it, and the kernel refuses every connection to it.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    FaultServer {
+        addr,
+        task: None,
+        _port: Some(socket),
+    }
 }
 
 /// Accepts TCP connections and hands each to `serve`.
@@ -101,6 +109,7 @@ where
     FaultServer {
         addr,
         task: Some(task),
+        _port: None,
     }
 }
 
@@ -264,7 +273,11 @@ pub async fn dns(fault: Fault) -> FaultServer {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
         drop(socket);
-        return FaultServer { addr, task: None };
+        return FaultServer {
+            addr,
+            task: None,
+            _port: None,
+        };
     }
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
@@ -296,6 +309,7 @@ pub async fn dns(fault: Fault) -> FaultServer {
     FaultServer {
         addr,
         task: Some(task),
+        _port: None,
     }
 }
 
