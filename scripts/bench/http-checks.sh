@@ -19,7 +19,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "error: nginx not found; run scripts/install-testbed.sh as root" >&2; exit 1; }
 
 cargo build --release --quiet
-BINARY=target/release/readiness-exporter
+BINARY=${CARGO_TARGET_DIR:-target}/release/readiness-exporter
 
 work=$(mktemp -d)
 pids=()
