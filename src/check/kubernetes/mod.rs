@@ -236,9 +236,21 @@ async fn build_client(source: &ConnectionSource) -> Result<kube::Client, String>
     };
     // A check makes one attempt; the scheduler decides when to try again.
     config.default_retry = false;
-    kube::Client::try_from(config)
-        .map_err(|err| format!("cannot build Kubernetes client: {}", error_chain(&err)))
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|err| format!("cannot build Kubernetes client: {}", error_chain(&err)))?;
+    // The client would otherwise buffer a response of any size, so a broken or hostile API
+    // server could grow the exporter by gigabytes.
+    let limited = builder.with_layer(&tower::util::MapResponseLayer::new(
+        |response: http::Response<Box<kube::client::DynBody>>| {
+            response.map(|body| http_body_util::Limited::new(body, MAX_RESPONSE_BYTES))
+        },
+    ));
+    Ok(limited.build())
 }
+
+/// The largest response body one Kubernetes API request reads, as for the monitoring kinds. A
+/// page of 500 pods of about 15 KB each, or a Helm release Secret of at most 1 MiB, fits.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// One API request, described for messages: the verb, the resource and the namespace.
 #[derive(Clone, Debug)]
@@ -326,6 +338,8 @@ pub fn api_error(call: &ApiCall, err: kube::Error) -> Outcome {
             let lower = chain.to_ascii_lowercase();
             let reason = if lower.contains("connection refused") {
                 Reason::ConnectionRefused
+            } else if lower.contains("length limit exceeded") {
+                Reason::BodyTooLarge
             } else if is_malformed_response(&other) {
                 Reason::InvalidResponse
             } else if lower.contains("certificate") || lower.contains("tls") {

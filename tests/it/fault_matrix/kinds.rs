@@ -522,9 +522,7 @@ fn kubernetes_like(fault: Fault) -> Option<(Status, Reason)> {
     match fault {
         Fault::Status(404) => Some((Error, Reason::ResourceTypeMissing)),
         Fault::Status(500) => Some((Error, Reason::UnexpectedStatus)),
-        // NOTE: the kube client reads a response body without a size limit and buffered 2 GiB
-        // in two seconds when tried, so this cell is left out until the client caps bodies.
-        Fault::Huge => None,
+        Fault::Huge => Some((Error, Reason::BodyTooLarge)),
         other => http_like(other),
     }
 }
