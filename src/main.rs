@@ -47,7 +47,8 @@ struct Cli {
         long,
         global = true,
         default_value = "info",
-        env = "READINESS_EXPORTER_LOG_LEVEL"
+        env = "READINESS_EXPORTER_LOG_LEVEL",
+        value_parser = parse_log_filter
     )]
     log_level: String,
     /// Threads that run checks and serve requests. One keeps the cost of a check lowest; more
@@ -133,6 +134,40 @@ fn main() -> ExitCode {
     // Blocking tasks (a hung file read, say) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     ExitCode::from(code)
+}
+
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks that every directive of a log filter ends in a level, and writes `warning` as `warn`.
+/// A bare word that is not a level would be read as a target name and silence every other log
+/// line, so it is rejected.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    let mut directives = Vec::new();
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let (target, level) = match directive.rsplit_once('=') {
+            Some((target, level)) => (Some(target), level),
+            None => (None, directive),
+        };
+        let level = match level.to_ascii_lowercase().as_str() {
+            "warning" => "warn".to_string(),
+            other if LOG_LEVELS.contains(&other) => other.to_string(),
+            _ => {
+                return Err(format!(
+                    "`{level}` is not a log level; use one of {}, or directives such as \
+                     `readiness_exporter=debug`",
+                    LOG_LEVELS.join(", ")
+                ))
+            }
+        };
+        directives.push(match target {
+            Some(target) => format!("{target}={level}"),
+            None => level,
+        });
+    }
+    if directives.is_empty() {
+        return Err("the log filter is empty; use a level such as `info`".to_string());
+    }
+    Ok(directives.join(","))
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -336,5 +371,34 @@ fn validate(path: PathBuf) -> u8 {
             print_config_error(&err);
             EXIT_INVALID
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_log_filter;
+
+    #[test]
+    fn log_filter_accepts_levels_and_directives() {
+        assert_eq!(parse_log_filter("info").unwrap(), "info");
+        assert_eq!(parse_log_filter("WARN").unwrap(), "warn");
+        assert_eq!(
+            parse_log_filter("info,readiness_exporter=debug").unwrap(),
+            "info,readiness_exporter=debug"
+        );
+    }
+
+    #[test]
+    fn log_filter_writes_warning_as_warn() {
+        assert_eq!(parse_log_filter("warning").unwrap(), "warn");
+        assert_eq!(parse_log_filter("kube=warning").unwrap(), "kube=warn");
+    }
+
+    #[test]
+    fn log_filter_rejects_unknown_level() {
+        let error = parse_log_filter("verbose").unwrap_err();
+        assert!(error.contains("`verbose` is not a log level"), "{error}");
+        assert!(parse_log_filter("readiness_exporter=loud").is_err());
+        assert!(parse_log_filter(" , ").is_err());
     }
 }

@@ -384,3 +384,21 @@ async fn serve_on_taken_port_runs_no_check() {
     );
     drop(taken);
 }
+
+#[test]
+fn unknown_log_level_exits_two() {
+    let quickstart = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart.yaml");
+    let output = Command::new(BINARY)
+        .args(["validate", "--config", quickstart, "--log-level", "verbose"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`verbose` is not a log level"), "{stderr}");
+
+    let output = Command::new(BINARY)
+        .args(["validate", "--config", quickstart, "--log-level", "warning"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+}
