@@ -329,7 +329,7 @@ impl StateCollector {
         {
             let mut family = encoder.encode_descriptor(
                 "readiness_exporter_config_reloads",
-                "Configuration reloads since start, by result: applied or rejected",
+                "Configuration reloads since start, by result: success (applied) or failure (rejected)",
                 None,
                 MetricType::Counter,
             )?;

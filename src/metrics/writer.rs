@@ -256,7 +256,7 @@ impl Writer {
         );
         self.descriptor(
             "readiness_exporter_config_reloads",
-            "Configuration reloads since start, by result: applied or rejected",
+            "Configuration reloads since start, by result: success (applied) or failure (rejected)",
             None,
             "counter",
         );
