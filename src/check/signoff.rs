@@ -302,24 +302,6 @@ impl SignoffCheck {
         };
         let measures = self.measures(&verdicts);
 
-        let missing: Vec<&str> = verdicts
-            .iter()
-            .filter_map(|(role, verdict)| matches!(verdict, Verdict::Missing).then_some(*role))
-            .flatten()
-            .collect();
-        if !missing.is_empty() {
-            let signers: Vec<String> = entries.iter().map(|entry| entry.signer()).collect();
-            return Outcome::fail(
-                Reason::SignoffRoleMissing,
-                format!(
-                    "item `{}` has no sign-off by role {}; signed by {}",
-                    self.item,
-                    quoted_list(&missing),
-                    signers.join(", ")
-                ),
-            );
-        }
-
         let future: Vec<String> = verdicts
             .iter()
             .filter_map(|(_, verdict)| match verdict {
@@ -331,6 +313,38 @@ impl SignoffCheck {
                 _ => None,
             })
             .collect();
+        let expired: Vec<String> = verdicts
+            .iter()
+            .filter_map(|(_, verdict)| match verdict {
+                Verdict::Expired(attestation) => Some(self.describe_expired(attestation)),
+                _ => None,
+            })
+            .collect();
+        let missing: Vec<&str> = verdicts
+            .iter()
+            .filter_map(|(role, verdict)| matches!(verdict, Verdict::Missing).then_some(*role))
+            .flatten()
+            .collect();
+        if !missing.is_empty() {
+            let signers: Vec<String> = entries.iter().map(|entry| entry.signer()).collect();
+            // The other roles' problems would otherwise show only after the missing role signs.
+            let also: String = future
+                .iter()
+                .chain(&expired)
+                .map(|problem| format!("; {problem}"))
+                .collect();
+            return Outcome::fail(
+                Reason::SignoffRoleMissing,
+                format!(
+                    "item `{}` has no sign-off by role {}; signed by {}{}",
+                    self.item,
+                    quoted_list(&missing),
+                    signers.join(", "),
+                    also
+                ),
+            );
+        }
+
         if !future.is_empty() {
             return Outcome::fail(
                 Reason::SignoffMissing,
@@ -339,13 +353,6 @@ impl SignoffCheck {
             .with_measures(measures);
         }
 
-        let expired: Vec<String> = verdicts
-            .iter()
-            .filter_map(|(_, verdict)| match verdict {
-                Verdict::Expired(attestation) => Some(self.describe_expired(attestation)),
-                _ => None,
-            })
-            .collect();
         if !expired.is_empty() {
             return Outcome::fail(
                 Reason::SignoffExpired,
@@ -687,5 +694,26 @@ mod tests {
             "item `uat` has no sign-off by role `product_owner`; signed by Jane Doe (qa_lead)"
         );
         assert!(outcome.measures.is_empty());
+    }
+
+    #[test]
+    fn missing_role_message_names_expired_signoff() {
+        let signoffs = parse(&format!("signoffs:\n{ENTRY}"));
+        let ninety_days = Duration::from_secs(90 * 86_400);
+        let outcome = check(&["qa_lead", "product_owner"], Some(ninety_days))
+            .evaluate(&signoffs, at("2025-10-01T00:00:00Z"));
+        assert_eq!(outcome.reason, Reason::SignoffRoleMissing);
+        assert!(
+            outcome
+                .message
+                .starts_with("item `uat` has no sign-off by role `product_owner`"),
+            "{}",
+            outcome.message
+        );
+        assert!(
+            outcome.message.contains("expired"),
+            "the expired qa_lead sign-off is named: {}",
+            outcome.message
+        );
     }
 }
