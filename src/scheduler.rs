@@ -251,7 +251,16 @@ async fn run_loop(
 
         log_result(&def, &result, state.record(&def, result.clone()));
         let elapsed = Instant::now().saturating_duration_since(origin).as_nanos() as u64;
-        slot = elapsed / interval_nanos + 1;
+        let next = elapsed / interval_nanos + 1;
+        let missed = next.saturating_sub(slot + 1);
+        if missed > 0 {
+            warn!(
+                check = %def.id,
+                missed,
+                "Check missed scheduled runs: it waited for a free slot of max_concurrent_checks, or ran longer than its interval; raise global.max_concurrent_checks or lengthen the interval"
+            );
+        }
+        slot = next;
     }
 }
 

@@ -402,3 +402,48 @@ fn unknown_log_level_exits_two() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn missed_runs_are_logged() {
+    support::init();
+    // Accepts connections into its backlog and never responds, so every run lasts its timeout.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_port = hung.local_addr().unwrap().port();
+    let port = support::closed_port().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = format!(
+        "global:\n  listen_address: 127.0.0.1:{port}\n  interval: 1s\n  timeout: 900ms\n  max_concurrent_checks: 1\nchecks:\n"
+    );
+    for id in ["first", "second"] {
+        yaml.push_str(&format!(
+            "  - id: {id}\n    title: Hung {id}\n    section: Faults\n    severity: warning\n    http:\n      url: http://127.0.0.1:{hung_port}/\n"
+        ));
+    }
+    let path = support::write_config(dir.path(), &yaml);
+
+    let mut child = KillOnDrop(
+        Command::new(BINARY)
+            .args(["serve", "--config", path.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Two runs of 900 ms share one slot per second, so each check misses runs within seconds.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let _ = child.0.kill();
+    let mut stderr = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+
+    assert!(
+        stderr.contains("Check missed scheduled runs"),
+        "no missed-run warning in:\n{stderr}"
+    );
+    drop(hung);
+}
