@@ -172,7 +172,7 @@ fn table(views: &[CheckView]) -> String {
     let blocking = views.iter().filter(|view| view.blocks()).count();
     let _ = writeln!(
         out,
-        "\n{} checks, {} passing; gate {} ({} blocking check(s) not passing)",
+        "\n{} check(s), {} passing; gate {} ({} blocking check(s) not passing)",
         views.len(),
         views
             .iter()

@@ -43,7 +43,7 @@ pub fn render(views: &[CheckView], reload: &ReloadStatus, now: SystemTime) -> St
     let _ = write!(
         html,
         "<h1>Readiness checklist</h1>\n<div class=\"summary\"><span class=\"gate {}\">Gate {}</span>\
-         <span>{} passing, {} failing, {} errors, {} unknown</span>\
+         <span>{} passing, {} failing, {} in error, {} unknown</span>\
          <span class=\"muted\">{} blocking item(s) open &middot; updated {} &middot; refreshes every {REFRESH_SECONDS}s</span></div>\n",
         if blocking == 0 { "open" } else { "closed" },
         if blocking == 0 { "open" } else { "closed" },
