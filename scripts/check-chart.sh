@@ -50,6 +50,39 @@ if helm template readiness "$chart" --set 'rbac.extraRules[0].resources[0]=pods'
   exit 1
 fi
 
+# values.schema.json constrains each check's id and severity. It must still accept every
+# shipped example checklist as config, and reject a severity the exporter does not know.
+for example in examples/*.yaml; do
+  values="$work/example-$(basename "$example")"
+  "$python" - "$example" "$values" <<'PY'
+import sys
+
+import yaml
+
+with open(sys.argv[1]) as file:
+    checklist = yaml.safe_load(file)
+if isinstance(checklist, dict) and "checks" in checklist:
+    with open(sys.argv[2], "w") as file:
+        yaml.safe_dump({"config": checklist}, file, sort_keys=False)
+PY
+  if [ -f "$values" ]; then
+    helm template readiness "$chart" -f "$values" >/dev/null || {
+      echo "error: values.schema.json rejects $example as config" >&2
+      exit 1
+    }
+  fi
+done
+bad_severity=(--set 'config.checks[0].id=api_health' --set 'config.checks[0].title=API health'
+  --set 'config.checks[0].section=Checks' --set 'config.checks[0].severity=high')
+if rejection=$(helm template readiness "$chart" "${bad_severity[@]}" 2>&1 >/dev/null); then
+  echo "error: values.schema.json accepted the unknown severity high" >&2
+  exit 1
+fi
+if ! grep -q 'config.checks.0.severity' <<<"$rejection"; then
+  echo "error: values.schema.json rejected a check for a reason other than its severity: $rejection" >&2
+  exit 1
+fi
+
 # The relaxed rules catch syntax faults such as duplicate keys and broken indentation. Their
 # warnings, mostly long lines from the chart's own strings, do not fail the check.
 yamllint -d relaxed --no-warnings "$work/default/manifests.yaml" "$work/full/manifests.yaml" \
