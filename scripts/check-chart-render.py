@@ -4,8 +4,8 @@
 Arguments: the manifests rendered with the default values, then those rendered with
 ci/full-values.yaml. Checks that the PrometheusRule carries exactly alerts/readiness.rules.yaml,
 that the dashboard ConfigMap carries exactly dashboards/readiness.json with the sidecar label,
-that the Deployment has the least-privilege settings, and that RBAC and the API token appear
-only when a check kind needs them. Writes the PrometheusRule's spec to --rules-out for promtool.
+that the Deployment has the least-privilege settings and the extra volumes of the full values,
+and that RBAC and the API token appear only when a check kind needs them. Writes the PrometheusRule's spec to --rules-out for promtool.
 """
 
 import argparse
@@ -102,6 +102,10 @@ def main():
     expect("--web.config.file=/etc/readiness-exporter/web/web-config.yml" in container["args"], "full values: web config not passed")
     expect(container["livenessProbe"].get("tcpSocket", {}).get("port") == "http", "full values: probes send HTTP although the endpoints need credentials")
     expect(only(full, "PodDisruptionBudget").get("spec", {}).get("minAvailable") == 1, "full values: no PodDisruptionBudget")
+    expect(volumes.get("readiness-secrets", {}).get("secret", {}).get("secretName") == "readiness-exporter-tokens", "full values: extraVolumes did not add the token Secret")
+    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    expect(mounts.get("readiness-secrets", {}).get("mountPath") == "/var/run/secrets/readiness", "full values: extraVolumeMounts did not mount the token Secret")
+    expect(all(mounts[name].get("readOnly") is True for name in ("readiness-secrets", "signoffs") if name in mounts), "full values: an extra volume is mounted writable")
 
     with open(args.rules_out, "w") as file:
         yaml.safe_dump(rule.get("spec", {}), file, sort_keys=False)
