@@ -142,11 +142,13 @@ pub async fn handle(exporter: &Exporter, request: Request<Incoming>) -> Response
         "/-/healthy" if is_read => text(StatusCode::OK, "Healthy\n"),
         "/-/ready" if is_read => ready(exporter),
         "/-/reload" if method == Method::POST || method == Method::PUT => reload(exporter).await,
-        "/metrics" | "/" | "/api/v1/checks" | "/api/v1/gate" | "/-/healthy" | "/-/ready"
-        | "/-/reload" => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        "/-/reload" => method_not_allowed("POST, PUT"),
+        "/metrics" | "/" | "/api/v1/checks" | "/api/v1/gate" | "/-/healthy" | "/-/ready" => {
+            method_not_allowed("GET, HEAD")
+        }
         other => match other.strip_prefix("/api/v1/checks/") {
             Some(id) if is_read => check(exporter, id),
-            Some(_) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+            Some(_) => method_not_allowed("GET, HEAD"),
             None => text(
                 StatusCode::NOT_FOUND,
                 "not found; see / for the status page\n",
@@ -357,4 +359,13 @@ async fn reload(exporter: &Exporter) -> Response<Body> {
             format!("reload rejected, the previous configuration stays in effect: {err}\n"),
         ),
     }
+}
+
+/// A 405 response with the `Allow` header that lists the methods the path accepts.
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
 }

@@ -260,6 +260,18 @@ async fn unknown_paths_and_methods_rejected() {
 }
 
 #[tokio::test]
+async fn method_not_allowed_names_allowed_methods() {
+    let (exporter, _server) = exporter_with_one_failure().await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client.post(exporter.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
+    let response = client.get(exporter.url("/-/reload")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "POST, PUT");
+}
+
+#[tokio::test]
 async fn reload_applies_valid_and_rejects_invalid() {
     let (exporter, server) = exporter_with_one_failure().await;
     let up = server.url("http", "/");
