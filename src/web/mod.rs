@@ -339,11 +339,22 @@ fn ready(exporter: &Exporter) -> Response<Body> {
 }
 
 async fn reload(exporter: &Exporter) -> Response<Body> {
+    let listen_before = exporter.global().listen_address;
     match exporter.reload().await {
-        Ok(count) => text(
-            StatusCode::OK,
-            format!("configuration reloaded: {count} checks\n"),
-        ),
+        Ok(count) => {
+            let listen_after = exporter.global().listen_address;
+            let note = if listen_after == listen_before {
+                String::new()
+            } else {
+                format!(
+                    "global.listen_address changed to {listen_after}; the exporter keeps serving on {listen_before} until it restarts\n"
+                )
+            };
+            text(
+                StatusCode::OK,
+                format!("configuration reloaded: {count} checks\n{note}"),
+            )
+        }
         Err(ConfigError::Invalid { problems, .. }) => {
             let mut body = format!(
                 "reload rejected, the previous configuration stays in effect; {} problem(s):\n",

@@ -260,6 +260,21 @@ async fn unknown_paths_and_methods_rejected() {
 }
 
 #[tokio::test]
+async fn reload_reply_names_listen_address_change() {
+    let (exporter, _server) = exporter_with_one_failure().await;
+    let text = std::fs::read_to_string(&exporter.config_path).unwrap();
+    let moved = text.replacen("global:\n", "global:\n  listen_address: 127.0.0.1:1\n", 1);
+    std::fs::write(&exporter.config_path, moved).unwrap();
+    let (status, body) = post(&exporter.url("/-/reload")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("global.listen_address changed to 127.0.0.1:1"),
+        "{body}"
+    );
+    assert!(body.contains("until it restarts"), "{body}");
+}
+
+#[tokio::test]
 async fn method_not_allowed_names_allowed_methods() {
     let (exporter, _server) = exporter_with_one_failure().await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
