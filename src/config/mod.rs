@@ -147,7 +147,13 @@ impl fmt::Display for Problem {
             write!(f, "line {line}: ")?;
         }
         if let Some(env_var) = &self.env_var {
-            write!(f, "environment variable `{env_var}`, ")?;
+            write!(f, "environment variable `{env_var}`")?;
+            let separator = if self.check.is_none() && self.field.is_empty() {
+                ": "
+            } else {
+                ", "
+            };
+            f.write_str(separator)?;
         }
         match (&self.check, self.field.is_empty()) {
             (Some(check), true) => write!(f, "check `{check}`: ")?,
@@ -218,10 +224,15 @@ pub fn load_with_env(
         error,
     })?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let overrides = env_overrides(env.as_ref());
-    let document = parse_document(path, &text, env)?;
+    let mut env = env.unwrap_or_else(|| {
+        std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect()
+    });
+    let mut problems = take_checks_overrides(&mut env);
+    let overrides = env_overrides(Some(&env));
+    let document = parse_document(path, &text, Some(env))?;
     let index = LineIndex::new(&text);
-    let mut problems = Vec::new();
     let config = build(document, &base_dir, &mut problems);
     if problems.is_empty() {
         if let Some(config) = config {
@@ -229,7 +240,7 @@ pub fn load_with_env(
         }
     }
     for problem in &mut problems {
-        if problem.check.is_none() {
+        if problem.check.is_none() && problem.env_var.is_none() {
             problem.env_var = overriding_variable(&overrides, &problem.field);
         }
         problem.line = match (problem.index, problem.check.is_some()) {
@@ -244,6 +255,37 @@ pub fn load_with_env(
         path: path.to_path_buf(),
         problems,
     })
+}
+
+/// Removes the variables that override `checks` or an item of it from `env`, and returns a
+/// problem for each. The `config` crate would turn the list into a map with keys `0`, `1`, ...
+/// and the file's checks would be reported as not a list.
+fn take_checks_overrides(env: &mut HashMap<String, String>) -> Vec<Problem> {
+    let prefix = format!("{ENV_PREFIX}__").to_lowercase();
+    let mut names: Vec<String> = env
+        .keys()
+        .filter(|name| {
+            let key = name.to_lowercase();
+            key.strip_prefix(&prefix)
+                .is_some_and(|field| field == "checks" || field.starts_with("checks__"))
+        })
+        .cloned()
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            env.remove(&name);
+            let mut problem = top_problem(
+                "",
+                format!(
+                    "single items of `checks` cannot be overridden; override scalar values such as `{ENV_PREFIX}__GLOBAL__INTERVAL`, or template the file"
+                ),
+            );
+            problem.env_var = Some(name);
+            problem
+        })
+        .collect()
 }
 
 /// Lists the fields that environment variables override, as pairs of the dotted field path

@@ -341,3 +341,19 @@ fn global_override_compared_once() {
         "environment variable `READINESS_EXPORTER__GLOBAL__TIMEOUT`, field `global.timeout`: timeout `20s` is not shorter than interval `10s`; a run must end before the next one starts, so shorten the timeout or lengthen the interval"
     );
 }
+
+#[test]
+fn checks_item_override_names_variable() {
+    let err = load_text(MINIMAL, &[("READINESS_EXPORTER__CHECKS__0__TITLE", "x")]).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("not a configuration problem: {err}");
+    };
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "environment variable `READINESS_EXPORTER__CHECKS__0__TITLE`: single items of `checks` cannot be overridden; override scalar values such as `READINESS_EXPORTER__GLOBAL__INTERVAL`, or template the file",
+        ]
+    );
+    assert_eq!(problems[0].line, None);
+}
