@@ -146,6 +146,35 @@ impl SecretRef {
     }
 }
 
+/// The keys of a secret reference, one of which a reference sets.
+const REFERENCE_KEYS: [&str; 3] = ["env", "file", "vault"];
+
+impl SecretRef {
+    /// Parses a secret reference written as a map, with a message that names the mistake: an
+    /// unknown key, several keys or a bad value.
+    pub fn from_map(value: &serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        if let Some(key) = value
+            .keys()
+            .find(|key| !REFERENCE_KEYS.contains(&key.as_str()))
+        {
+            return Err(format!(
+                "unknown key `{key}`; expected `env`, `file` or `vault`"
+            ));
+        }
+        let keys: Vec<&String> = value.keys().collect();
+        match keys.as_slice() {
+            [] => Err(
+                "empty secret reference; write `{ env: VARIABLE }`, `{ file: /path/to/file }` or `{ vault: { mount: M, path: P, key: K } }`"
+                    .to_string(),
+            ),
+            [_] => serde_json::from_value(serde_json::Value::Object(value.clone()))
+                .map_err(|err| format!("invalid secret reference: {err}")),
+            [first, second] => Err(format!("both `{first}` and `{second}` given; use one")),
+            _ => Err("`env`, `file` and `vault` given; use one".to_string()),
+        }
+    }
+}
+
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -319,6 +348,37 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("larger than the limit of 65536 bytes"),
+            "{err}"
+        );
+    }
+
+    fn reference(value: serde_json::Value) -> Result<SecretRef, String> {
+        SecretRef::from_map(value.as_object().unwrap())
+    }
+
+    #[test]
+    fn reference_with_two_keys_rejected() {
+        let err = reference(serde_json::json!({"file": "x", "env": "X"})).unwrap_err();
+        assert!(err.starts_with("both `"), "{err}");
+        assert!(err.ends_with("` given; use one"), "{err}");
+        assert!(err.contains("`env`") && err.contains("`file`"), "{err}");
+    }
+
+    #[test]
+    fn reference_with_unknown_key_rejected() {
+        let err = reference(serde_json::json!({"fiel": "x"})).unwrap_err();
+        assert_eq!(err, "unknown key `fiel`; expected `env`, `file` or `vault`");
+    }
+
+    #[test]
+    fn reference_with_one_key_parsed() {
+        assert_eq!(
+            reference(serde_json::json!({"env": "TOKEN"})),
+            Ok(SecretRef::Env("TOKEN".into()))
+        );
+        let err = reference(serde_json::json!({"env": 5})).unwrap_err();
+        assert!(
+            err.starts_with("invalid secret reference: invalid type"),
             "{err}"
         );
     }

@@ -214,17 +214,18 @@ pub(crate) fn build_headers(
                 Ok(value) => headers.push((header_name, HeaderSource::Literal(value))),
                 Err(_) => ctx.problem(field, format!("invalid header value `{text}`; use printable ASCII")),
             },
-            other => match serde_json::from_value::<SecretRef>(other.clone()) {
+            serde_json::Value::Object(map) => match SecretRef::from_map(map) {
                 Ok(reference) => {
                     if let Some(reference) = ctx.secret_ref(&field, reference) {
                         headers.push((header_name, HeaderSource::Secret(reference)));
                     }
                 }
-                Err(_) => ctx.problem(
+                Err(message) => ctx.problem(field, message),
+            },
+            _ => ctx.problem(
                     field,
                     "a header value is a string or a secret reference: `{ env: VARIABLE }` or `{ file: /path/to/file }`",
                 ),
-            },
         }
     }
     headers

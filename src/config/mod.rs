@@ -9,6 +9,7 @@
 mod collect;
 mod lines;
 mod raw;
+mod schedule;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -29,6 +30,7 @@ use crate::vault::{Vault, VaultSpec};
 pub use lines::LineIndex;
 pub use raw::KIND_NAMES;
 use raw::{RawCheck, RawGlobal};
+use schedule::{GlobalSchedule, Inherited};
 
 /// The prefix of environment variables that override configuration values.
 pub const ENV_PREFIX: &str = "READINESS_EXPORTER";
@@ -145,7 +147,13 @@ impl fmt::Display for Problem {
             write!(f, "line {line}: ")?;
         }
         if let Some(env_var) = &self.env_var {
-            write!(f, "environment variable `{env_var}`, ")?;
+            write!(f, "environment variable `{env_var}`")?;
+            let separator = if self.check.is_none() && self.field.is_empty() {
+                ": "
+            } else {
+                ", "
+            };
+            f.write_str(separator)?;
         }
         match (&self.check, self.field.is_empty()) {
             (Some(check), true) => write!(f, "check `{check}`: ")?,
@@ -216,10 +224,15 @@ pub fn load_with_env(
         error,
     })?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let overrides = env_overrides(env.as_ref());
-    let document = parse_document(path, &text, env)?;
+    let mut env = env.unwrap_or_else(|| {
+        std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect()
+    });
+    let mut problems = take_checks_overrides(&mut env);
+    let overrides = env_overrides(Some(&env));
+    let document = parse_document(path, &text, Some(env))?;
     let index = LineIndex::new(&text);
-    let mut problems = Vec::new();
     let config = build(document, &base_dir, &mut problems);
     if problems.is_empty() {
         if let Some(config) = config {
@@ -227,7 +240,7 @@ pub fn load_with_env(
         }
     }
     for problem in &mut problems {
-        if problem.check.is_none() {
+        if problem.check.is_none() && problem.env_var.is_none() {
             problem.env_var = overriding_variable(&overrides, &problem.field);
         }
         problem.line = match (problem.index, problem.check.is_some()) {
@@ -242,6 +255,37 @@ pub fn load_with_env(
         path: path.to_path_buf(),
         problems,
     })
+}
+
+/// Removes the variables that override `checks` or an item of it from `env`, and returns a
+/// problem for each. The `config` crate would turn the list into a map with keys `0`, `1`, ...
+/// and the file's checks would be reported as not a list.
+fn take_checks_overrides(env: &mut HashMap<String, String>) -> Vec<Problem> {
+    let prefix = format!("{ENV_PREFIX}__").to_lowercase();
+    let mut names: Vec<String> = env
+        .keys()
+        .filter(|name| {
+            let key = name.to_lowercase();
+            key.strip_prefix(&prefix)
+                .is_some_and(|field| field == "checks" || field.starts_with("checks__"))
+        })
+        .cloned()
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            env.remove(&name);
+            let mut problem = top_problem(
+                "",
+                format!(
+                    "single items of `checks` cannot be overridden; override scalar values such as `{ENV_PREFIX}__GLOBAL__INTERVAL`, or template the file"
+                ),
+            );
+            problem.env_var = Some(name);
+            problem
+        })
+        .collect()
 }
 
 /// Lists the fields that environment variables override, as pairs of the dotted field path
@@ -533,9 +577,9 @@ fn build(
         }
     }
 
-    // An invalid `global` block still lets the checks be validated, against the valid global
-    // values and the defaults of the invalid ones, so that one run reports every problem.
-    let global = build_global(top.remove("global"), problems);
+    // An invalid `global` block still lets the checks be validated, so that one run reports
+    // every problem. A check is not compared with an invalid global duration it inherits.
+    let (global, schedule) = build_global(top.remove("global"), problems);
     let vault = build_vault(top.remove("vault"), base_dir, problems);
     let items = match top.remove("checks") {
         Some(serde_json::Value::Array(items)) => items,
@@ -585,7 +629,7 @@ fn build(
                 );
             }
         }
-        if let Some(mut def) = build_check(item, &global, &mut ctx) {
+        if let Some(mut def) = build_check(item, &schedule, &mut ctx) {
             // A check that uses Vault starts over when the `vault` block changes on a reload.
             if let (true, Some(vault), Some(definition)) =
                 (ctx.vault_used, &vault, def.definition.as_object_mut())
@@ -646,19 +690,34 @@ fn top_problem(field: &str, message: String) -> Problem {
 }
 
 /// Validates the `global` block. Problems are recorded, and an invalid value is replaced by
-/// its default in the returned block, so that checks can still be validated against it.
-fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -> Global {
+/// its default in the returned block. The schedule durations are also returned as checks inherit
+/// them, where an invalid value stays marked invalid, so that checks are not compared with it.
+fn build_global(
+    value: Option<serde_json::Value>,
+    problems: &mut Vec<Problem>,
+) -> (Global, GlobalSchedule) {
+    // Fields whose value had a type error, and were left out of `raw`.
+    let mut failed: Vec<String> = Vec::new();
     let raw: RawGlobal = match value {
         None | Some(serde_json::Value::Null) => RawGlobal::default(),
-        Some(value) => {
-            // Every field is optional, so only a `global` that is not a map leaves no value.
+        Some(value @ serde_json::Value::Object(_)) => {
             let collected = collect::deserialize_collecting(value);
             for error in collected.errors {
                 let field = join_path("global", &error.path);
                 let message = add_duration_hint(&field, error.message);
                 problems.push(top_problem(&field, message));
+                failed.push(error.path);
             }
             collected.value.unwrap_or_default()
+        }
+        Some(other) => {
+            // serde would read a list as the fields in order and report each item as a bad
+            // value of a field the file never names.
+            problems.push(top_problem(
+                "global",
+                format!("`global` must be a map, found {}", type_name(&other)),
+            ));
+            return (default_global(), GlobalSchedule::invalid());
         }
     };
     let mut clients = http::ClientCache::default();
@@ -685,18 +744,19 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
             DEFAULT_LISTEN_ADDRESS
         }
     };
-    let interval = match &raw.interval {
-        Some(value) => ctx.duration("global.interval", value),
-        None => Some(DEFAULT_INTERVAL),
+    let mut parse = |name: &str, text: Option<&String>| {
+        if failed.iter().any(|field| field == name) {
+            Inherited::Invalid
+        } else {
+            schedule::parse_global(&mut ctx, name, text.map(String::as_str))
+        }
     };
-    let timeout = match &raw.timeout {
-        Some(value) => ctx.duration("global.timeout", value),
-        None => Some(DEFAULT_TIMEOUT),
+    let mut schedule = GlobalSchedule {
+        interval: parse("interval", raw.interval.as_ref()),
+        timeout: parse("timeout", raw.timeout.as_ref()),
+        jitter: parse("jitter", raw.jitter.as_ref()),
     };
-    let jitter = raw
-        .jitter
-        .as_ref()
-        .and_then(|value| ctx.duration("global.jitter", value));
+    schedule::validate_global(&mut ctx, &mut schedule);
     let max_concurrent_checks = match raw.max_concurrent_checks {
         None => DEFAULT_MAX_CONCURRENT_CHECKS,
         Some(n) if (1..=100_000).contains(&n) => n as usize,
@@ -712,23 +772,26 @@ fn build_global(value: Option<serde_json::Value>, problems: &mut Vec<Problem>) -
         .external_url
         .as_ref()
         .and_then(|value| ctx.http_url("global.external_url", value));
-    if let (Some(interval), true) = (interval, interval.is_some_and(|i| i < MIN_INTERVAL)) {
-        ctx.problem(
-            "global.interval",
-            format!(
-                "interval `{}` is shorter than the minimum of 1s",
-                humantime::format_duration(interval)
-            ),
-        );
-    }
 
-    Global {
+    let global = Global {
         listen_address,
-        interval: interval.unwrap_or(DEFAULT_INTERVAL),
-        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
-        jitter,
+        interval: schedule.interval.value().unwrap_or(DEFAULT_INTERVAL),
+        timeout: schedule.timeout.value().unwrap_or(DEFAULT_TIMEOUT),
+        jitter: schedule.jitter.value(),
         max_concurrent_checks,
         external_url,
+    };
+    (global, schedule)
+}
+
+fn default_global() -> Global {
+    Global {
+        listen_address: DEFAULT_LISTEN_ADDRESS,
+        interval: DEFAULT_INTERVAL,
+        timeout: DEFAULT_TIMEOUT,
+        jitter: None,
+        max_concurrent_checks: DEFAULT_MAX_CONCURRENT_CHECKS,
+        external_url: None,
     }
 }
 
@@ -802,7 +865,7 @@ fn build_kubernetes(
 
 fn build_check(
     item: serde_json::Value,
-    global: &Global,
+    global: &GlobalSchedule,
     ctx: &mut BuildContext<'_>,
 ) -> Option<CheckDef> {
     let definition = item.clone();
@@ -842,59 +905,13 @@ fn build_check(
         );
     }
 
-    let interval = match &raw.interval {
-        Some(value) => ctx.duration("interval", value),
-        None => Some(global.interval),
-    };
-    let timeout = match &raw.timeout {
-        Some(value) => ctx.duration("timeout", value),
-        None => Some(global.timeout),
-    };
-    if let Some(interval) = interval {
-        if interval < MIN_INTERVAL {
-            ctx.problem(
-                "interval",
-                format!(
-                    "interval `{}` is shorter than the minimum of 1s",
-                    humantime::format_duration(interval)
-                ),
-            );
-        }
-    }
-    if let (Some(interval), Some(timeout)) = (interval, timeout) {
-        if timeout >= interval {
-            let field = if raw.timeout.is_some() {
-                "timeout"
-            } else {
-                "interval"
-            };
-            ctx.problem(
-                field,
-                format!(
-                    "timeout `{}` is not shorter than interval `{}`; a run must end before the next one starts, so shorten the timeout or lengthen the interval",
-                    humantime::format_duration(timeout),
-                    humantime::format_duration(interval),
-                ),
-            );
-        }
-    }
-    let jitter = match (&raw.jitter, global.jitter) {
-        (Some(value), _) => ctx.duration("jitter", value),
-        (None, Some(jitter)) => Some(jitter),
-        (None, None) => interval.map(|interval| interval / 10),
-    };
-    if let (Some(jitter), Some(interval)) = (jitter, interval) {
-        if jitter >= interval {
-            ctx.problem(
-                "jitter",
-                format!(
-                    "jitter `{}` is not shorter than interval `{}`; use at most a fraction of the interval",
-                    humantime::format_duration(jitter),
-                    humantime::format_duration(interval),
-                ),
-            );
-        }
-    }
+    let schedule = schedule::build_check(
+        ctx,
+        raw.interval.as_deref(),
+        raw.timeout.as_deref(),
+        raw.jitter.as_deref(),
+        global,
+    );
     let runbook_url = raw.runbook_url.as_ref().and_then(|value| {
         ctx.http_url("runbook_url", value)
             .map(|url| url.to_string())
@@ -931,9 +948,9 @@ fn build_check(
         title: raw.title,
         section: raw.section,
         severity: raw.severity,
-        interval: interval?,
-        timeout: timeout?,
-        jitter: jitter?,
+        interval: schedule.interval?,
+        timeout: schedule.timeout?,
+        jitter: schedule.jitter?,
         runbook_url,
         kind: kind?,
         definition,

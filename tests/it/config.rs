@@ -320,3 +320,40 @@ fn coverage_page_names_example_checks() {
         "only {named} check ids found on the coverage page"
     );
 }
+
+#[test]
+fn global_override_compared_once() {
+    let yaml = format!("global:\n  interval: 10s\n{MINIMAL}");
+    let err = load_text(&yaml, &[("READINESS_EXPORTER__GLOBAL__TIMEOUT", "20s")]).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("not a configuration problem: {err}");
+    };
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    // `docs` sets its own interval of 20s, so the inherited timeout is compared with it there.
+    // `api` sets neither, so it is not reported again.
+    assert_eq!(
+        lines[0],
+        "line 15: check `docs`, field `interval`: timeout `20s` is not shorter than interval `20s`; a run must end before the next one starts, so shorten the timeout or lengthen the interval"
+    );
+    assert_eq!(
+        lines[1],
+        "environment variable `READINESS_EXPORTER__GLOBAL__TIMEOUT`, field `global.timeout`: timeout `20s` is not shorter than interval `10s`; a run must end before the next one starts, so shorten the timeout or lengthen the interval"
+    );
+}
+
+#[test]
+fn checks_item_override_names_variable() {
+    let err = load_text(MINIMAL, &[("READINESS_EXPORTER__CHECKS__0__TITLE", "x")]).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("not a configuration problem: {err}");
+    };
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "environment variable `READINESS_EXPORTER__CHECKS__0__TITLE`: single items of `checks` cannot be overridden; override scalar values such as `READINESS_EXPORTER__GLOBAL__INTERVAL`, or template the file",
+        ]
+    );
+    assert_eq!(problems[0].line, None);
+}
