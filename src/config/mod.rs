@@ -661,7 +661,14 @@ fn build_vault(
 ) -> Option<Arc<Vault>> {
     let value = match value {
         None | Some(serde_json::Value::Null) => return None,
-        Some(value) => value,
+        Some(value @ serde_json::Value::Object(_)) => value,
+        Some(other) => {
+            problems.push(top_problem(
+                "vault",
+                format!("`vault` must be a map, found {}", type_name(&other)),
+            ));
+            return None;
+        }
     };
     let spec: VaultSpec = deserialize_block("vault", value.clone(), problems)?;
     let mut clients = http::ClientCache::default();
@@ -845,6 +852,13 @@ fn build_kubernetes(
 ) -> Arc<kubernetes::Connection> {
     let spec: kubernetes::ConnectionSpec = match value {
         None | Some(serde_json::Value::Null) => return Arc::default(),
+        Some(other) if !other.is_object() => {
+            problems.push(top_problem(
+                "kubernetes",
+                format!("`kubernetes` must be a map, found {}", type_name(&other)),
+            ));
+            return Arc::default();
+        }
         Some(value) => match deserialize_block("kubernetes", value, problems) {
             Some(spec) => spec,
             None => return Arc::default(),
