@@ -390,14 +390,8 @@ async fn every_kind_survives_every_fault() {
     // One cell per kind and fault that applies to it. Cells of kinds behind a connection block
     // are grouped by block and fault, and each group gets one server and one exporter.
     let mut cells = Vec::new();
-    #[allow(clippy::type_complexity)]
-    let mut groups: BTreeMap<
-        (Connection, Fault),
-        (
-            Vec<(&'static KindCase, String, (Status, Reason))>,
-            Option<String>,
-        ),
-    > = BTreeMap::new();
+    type Member = (&'static KindCase, String, (Status, Reason));
+    let mut groups: BTreeMap<(Connection, Fault), Vec<Member>> = BTreeMap::new();
     for case in kinds::CASES {
         for fault in Fault::ALL {
             let Some(expected) = (case.expect)(fault) else {
@@ -405,10 +399,10 @@ async fn every_kind_survives_every_fault() {
             };
             let id = cell_id(case.name, fault);
             if let Some(connection) = case.connection {
-                let group = groups
+                groups
                     .entry((connection, fault))
-                    .or_insert_with(|| (Vec::new(), None));
-                group.0.push((case, id, expected));
+                    .or_default()
+                    .push((case, id, expected));
                 continue;
             }
             let (server, target) =
@@ -444,31 +438,25 @@ async fn every_kind_survives_every_fault() {
         support::respond(200, "ok")
     })
     .await;
-    let mut yaml = format!(
-        "global:\n  interval: 60s\n  timeout: {}s\n  max_concurrent_checks: 256\nchecks:\n  - id: heartbeat\n    title: Heartbeat\n    section: Faults\n    severity: warning\n    interval: {}s\n    timeout: 500ms\n    jitter: 1ms\n    http:\n      url: {}\n",
-        TIMEOUT.as_secs(),
-        HEARTBEAT_INTERVAL.as_secs(),
-        heartbeat.url("http", "/")
-    );
     let global = format!(
         "global:\n  interval: 60s\n  timeout: {}s\n  max_concurrent_checks: 256\n",
         TIMEOUT.as_secs()
+    );
+    let mut yaml = format!(
+        "{global}checks:\n  - id: heartbeat\n    title: Heartbeat\n    section: Faults\n    severity: warning\n    interval: {}s\n    timeout: 500ms\n    jitter: 1ms\n    http:\n      url: {}\n",
+        HEARTBEAT_INTERVAL.as_secs(),
+        heartbeat.url("http", "/")
     );
     for (cell, block) in &cells {
         yaml.push_str(&check_yaml(&cell.id, block));
     }
     let mut group_yamls = Vec::new();
-    for ((connection, fault), (members, _)) in &groups {
+    for ((connection, fault), members) in &groups {
         let index = group_yamls.len() + 1;
         let name = format!("{connection:?}_{}", fault.name()).to_lowercase();
-        let server = servers::http(*fault, &certificates).await;
-        let target = Target {
-            addr: server.addr,
-            tls: matches!(fault, Fault::ExpiredCert | Fault::UntrustedCert),
-            ca_file: certificates.ca_file.clone(),
-            file: dir.path().join(&name),
-            password_file: dir.path().join("password"),
-        };
+        // Every member reaches the same HTTP server through the block.
+        let (server, target) =
+            start_dependency(members[0].0, *fault, &certificates, dir.path(), &name).await;
         let mut group_yaml = format!(
             "{global}{}checks:\n",
             connection_block(*connection, &target)
