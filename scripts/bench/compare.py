@@ -121,7 +121,7 @@ def http_get(url: str, timeout: float = 2.0) -> bytes:
 
 
 def wait_for(url: str, timeout: float = 60.0, interval: float = 0.005) -> float:
-    """Polls `url` until it answers 200 and returns the seconds it took."""
+    """Polls `url` until it returns 200 and returns the seconds it took."""
     started = time.monotonic()
     while True:
         try:
@@ -129,7 +129,7 @@ def wait_for(url: str, timeout: float = 60.0, interval: float = 0.005) -> float:
             return time.monotonic() - started
         except OSError:
             if time.monotonic() - started > timeout:
-                raise RuntimeError(f"{url} did not answer within {timeout} s")
+                raise RuntimeError(f"{url} did not respond with 200 within {timeout} s; check that the process started")
             time.sleep(interval)
 
 

@@ -206,7 +206,7 @@ reasons! {
     Nodata => "nodata",
     /// The name server could not resolve the name (DNS response code SERVFAIL).
     Servfail => "servfail",
-    /// The name server answered with another error code, such as REFUSED.
+    /// The name server responded with another error code, such as REFUSED.
     DnsError => "dns_error",
     /// The records differ from the expected values.
     RecordMismatch => "record_mismatch",
@@ -219,7 +219,7 @@ reasons! {
     /// Fewer Vault nodes serve clients than required, and a node is a disaster-recovery
     /// secondary or a standby that cannot reach the active node.
     VaultNotServing => "vault_not_serving",
-    /// A Vault node answered `sys/health` with an undocumented status code or a body that
+    /// A Vault node responded to `sys/health` with an undocumented status code or a body that
     /// contradicts its code.
     VaultUnknownState => "vault_unknown_state",
     /// No Vault node is active.
@@ -258,7 +258,7 @@ reasons! {
     TooFewAlertmanagers => "too_few_alertmanagers",
     /// A query returned NaN.
     NanValue => "nan_value",
-    /// The server answered a query with warnings, so the result may be incomplete.
+    /// The server returned warnings with a query result, so the result may be incomplete.
     QueryWarnings => "query_warnings",
     /// The server's readiness endpoint reports it as not ready.
     NotReady => "not_ready",

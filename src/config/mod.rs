@@ -41,7 +41,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 32;
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// The longest duration any field accepts: 100 years of 365 days. Longer values are typos, and
+/// The maximum duration any field accepts: 100 years of 365 days. Longer values are typos, and
 /// the scheduler and the outputs add and multiply durations, which would overflow.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
@@ -665,7 +665,10 @@ fn build_vault(
         Some(other) => {
             problems.push(top_problem(
                 "vault",
-                format!("`vault` must be a map, found {}", type_name(&other)),
+                format!(
+                    "`vault` must be a map, found {}; write its fields under it, such as `address:`",
+                    type_name(&other)
+                ),
             ));
             return None;
         }
@@ -722,7 +725,10 @@ fn build_global(
             // value of a field the file never names.
             problems.push(top_problem(
                 "global",
-                format!("`global` must be a map, found {}", type_name(&other)),
+                format!(
+                    "`global` must be a map, found {}; write its fields under it, such as `interval:`",
+                    type_name(&other)
+                ),
             ));
             return (default_global(), GlobalSchedule::invalid());
         }
@@ -855,7 +861,10 @@ fn build_kubernetes(
         Some(other) if !other.is_object() => {
             problems.push(top_problem(
                 "kubernetes",
-                format!("`kubernetes` must be a map, found {}", type_name(&other)),
+                format!(
+                    "`kubernetes` must be a map, found {}; write its fields under it, such as `kubeconfig:`",
+                    type_name(&other)
+                ),
             ));
             return Arc::default();
         }
