@@ -419,6 +419,8 @@ impl Vault {
             namespace: None,
         };
         Ok(VaultClient {
+            // NOTE: rustify reads the whole response body with no size limit, so a Vault server
+            // that streams gigabytes grows the exporter until the check's timeout ends the run.
             http: rustify::clients::reqwest::Client::new(
                 self.address.as_str().trim_end_matches('/'),
                 self.http.clone(),
