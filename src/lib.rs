@@ -32,7 +32,7 @@ pub mod web;
 
 /// Installs [`crypto_provider`] as the process-wide default.
 ///
-/// The crate compiles rustls with ring only, and reqwest, kube and vaultrs all panic when they
+/// The crate compiles rustls with ring only, and reqwest and kube both panic when they
 /// build a TLS client before a provider is installed. Calling this more than once is harmless.
 pub fn install_crypto_provider() {
     // An error only means another caller installed a provider first.

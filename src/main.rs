@@ -175,11 +175,10 @@ fn init_logging(format: LogFormat, level: &str) {
         eprintln!("warning: invalid --log-level `{level}` ({err}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
-    // vaultrs and rustify log every non-2xx response at ERROR, including the 404 of a missing
-    // secret that a check reports as its result. rustls-platform-verifier logs every rejected
-    // certificate at ERROR, which the check reports too. The checks log what matters, so these
-    // targets are off unless the level string names them.
-    for target in ["vaultrs", "rustify", "rustls_platform_verifier"] {
+    // rustls-platform-verifier logs every rejected certificate at ERROR, which the check
+    // reports as its result. The checks log what matters, so this target is off unless the
+    // level string names it.
+    for target in ["rustls_platform_verifier"] {
         if !level.contains(target) {
             if let Ok(directive) = format!("{target}=off").parse() {
                 filter = filter.add_directive(directive);

@@ -5,8 +5,10 @@
 //! Vault check kind and every `{ vault: { mount, path, key } }` secret reference. The exporter logs
 //! in with a token read from a file or an environment variable, or with Kubernetes auth. A
 //! background task renews the token when two thirds of its TTL have passed, and logs in again
-//! when renewal fails. Requests use `vaultrs` over a reqwest client that verifies TLS
-//! (against the system roots, or only the configured CA file) and ignores proxy variables.
+//! when renewal fails. Requests go through a reqwest client that verifies TLS (against the
+//! system roots, or only the configured CA file), ignores proxy variables and reads at most
+//! [`MAX_RESPONSE_BYTES`] of a response, so a server that streams without end cannot fill the
+//! exporter's memory.
 //!
 //! The token is kept in a [`Secret`], whose `Debug` and `Display` print a placeholder. Messages
 //! built here name addresses, mounts and paths, never the token or a secret value.
@@ -17,13 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use url::Url;
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
-use vaultrs::error::ClientError;
 
 use crate::check::{Outcome, Reason};
 use crate::config::BuildContext;
@@ -35,6 +38,9 @@ const DEFAULT_KUBERNETES_MOUNT: &str = "kubernetes";
 const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// How long the maintenance task waits before it tries again after a failed login.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+/// The largest Vault response body read. The answers the exporter asks for are a few kilobytes;
+/// a list of thousands of policies or mounts stays far below this.
+pub const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The top-level `vault` block, as written in the file.
 #[derive(Debug, Deserialize)]
@@ -137,7 +143,6 @@ pub struct Vault {
     address: Url,
     http: reqwest::Client,
     auth: Auth,
-    timeout: Duration,
     refresh_interval: Duration,
     /// The block as written, so that a check using Vault restarts when it changes.
     definition: serde_json::Value,
@@ -192,6 +197,80 @@ impl VaultError {
             } => Outcome::error(*reason, message.clone()),
         }
     }
+}
+
+/// A failed request to the Vault API, before [`request_error`] classifies it.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Vault responded with a status outside 2xx, and these messages in its `errors` list.
+    Status {
+        /// The HTTP status code.
+        code: u16,
+        /// Vault's error messages, which name paths and permissions, never tokens.
+        errors: Vec<String>,
+    },
+    /// The request could not be sent, or no response came in time.
+    Transport(reqwest::Error),
+    /// The response began and then failed or stopped before its end.
+    Body(reqwest::Error),
+    /// The response body is larger than [`MAX_RESPONSE_BYTES`].
+    TooLarge,
+    /// The response is not the JSON the endpoint returns; the text says where parsing stopped.
+    Invalid(String),
+    /// The token holds characters that an HTTP header cannot carry.
+    TokenNotHeader,
+}
+
+impl ApiError {
+    /// Returns the HTTP status code of Vault's response, if it responded with an error status.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// The envelope of most Vault responses: the answer sits under `data`.
+#[derive(Deserialize)]
+struct DataEnvelope<T> {
+    data: T,
+}
+
+/// The envelope of login and renewal responses.
+#[derive(Deserialize)]
+struct AuthEnvelope {
+    auth: AuthInfo,
+}
+
+#[derive(Deserialize)]
+struct AuthInfo {
+    client_token: String,
+    #[serde(default)]
+    lease_duration: u64,
+    #[serde(default)]
+    renewable: bool,
+}
+
+/// The fields of `auth/token/lookup-self` the exporter uses.
+#[derive(Deserialize)]
+struct TokenLookup {
+    #[serde(default)]
+    ttl: u64,
+    #[serde(default)]
+    renewable: Option<bool>,
+}
+
+/// The data of a KV version 2 read; `data` is null when the latest version is deleted.
+#[derive(Deserialize)]
+struct KvData {
+    data: Option<HashMap<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<String>,
 }
 
 impl Vault {
@@ -267,7 +346,6 @@ impl Vault {
             address: address?,
             http: http?,
             auth: auth?,
-            timeout: timeout?,
             refresh_interval: refresh_interval?,
             definition,
             lease: tokio::sync::Mutex::new(None),
@@ -287,7 +365,7 @@ impl Vault {
         &self.definition
     }
 
-    /// Returns the HTTP client, with the configured CA and timeout, for requests outside `vaultrs`.
+    /// Returns the HTTP client, with the configured CA and timeout, for unauthenticated requests.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
@@ -321,10 +399,72 @@ impl Vault {
             .await;
     }
 
-    /// Returns a `vaultrs` client with a valid token, logging in or renewing first when needed.
-    pub async fn client(&self) -> Result<VaultClient, VaultError> {
+    /// Reads `v1/PATH` with a valid token, logging in or renewing first when needed, and returns
+    /// the `data` of the answer. A failed login is returned as the outer error.
+    pub async fn read<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Result<T, ApiError>, VaultError> {
         let token = self.token().await?;
-        self.client_with(&token)
+        Ok(self
+            .call::<DataEnvelope<T>>(Method::GET, path, Some(&token), None)
+            .await
+            .map(|envelope| envelope.data))
+    }
+
+    /// Sends one request to `v1/PATH` and parses the JSON answer, reading at most
+    /// [`MAX_RESPONSE_BYTES`] of it.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&Secret>,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ApiError> {
+        let url = format!("{}/v1/{path}", self.address.as_str().trim_end_matches('/'));
+        let mut request = self.http.request(method, url);
+        if let Some(token) = token {
+            let mut value =
+                HeaderValue::from_str(token.expose()).map_err(|_| ApiError::TokenNotHeader)?;
+            value.set_sensitive(true);
+            request = request.header("X-Vault-Token", value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let mut response = request.send().await.map_err(ApiError::Transport)?;
+        let status = response.status();
+        let body = read_limited(&mut response).await?;
+        if !status.is_success() {
+            let errors = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|parsed| parsed.errors)
+                .unwrap_or_default();
+            return Err(ApiError::Status {
+                code: status.as_u16(),
+                errors,
+            });
+        }
+        // The parse error's own text can quote a value from the body, so only its position is
+        // kept.
+        serde_json::from_slice(&body).map_err(|err| {
+            ApiError::Invalid(format!(
+                "the response is not the JSON this endpoint returns (parsing stopped at line {}, column {})",
+                err.line(),
+                err.column()
+            ))
+        })
+    }
+
+    /// Looks the token up, which every valid token may do under Vault's `default` policy.
+    async fn lookup_self(&self, token: &Secret) -> Result<TokenLookup, ApiError> {
+        self.call::<DataEnvelope<TokenLookup>>(
+            Method::GET,
+            "auth/token/lookup-self",
+            Some(token),
+            None,
+        )
+        .await
+        .map(|envelope| envelope.data)
     }
 
     /// Returns the current token, logging in or renewing it first when needed.
@@ -376,10 +516,7 @@ impl Vault {
     /// drops it when Vault rejects it too. Returns the outcome the check reports.
     pub async fn forbidden_outcome(&self, what: &str) -> Outcome {
         let valid = match self.token().await {
-            Ok(token) => match self.client_with(&token) {
-                Ok(client) => vaultrs::token::lookup_self(&client).await.is_ok(),
-                Err(_) => false,
-            },
+            Ok(token) => self.lookup_self(&token).await.is_ok(),
             Err(err) => return err.outcome(),
         };
         if valid {
@@ -398,48 +535,15 @@ impl Vault {
         }
     }
 
-    fn client_with(&self, token: &Secret) -> Result<VaultClient, VaultError> {
-        let settings = VaultClientSettingsBuilder::default()
-            .address(self.address.as_str())
-            .token(token.expose())
-            .ca_certs(Vec::new())
-            .identity(None)
-            .verify(true)
-            .timeout(Some(self.timeout))
-            .build()
-            .map_err(|err| VaultError::Request {
-                reason: Reason::InternalError,
-                message: format!("invalid Vault client settings: {err}"),
-                status: None,
-            })?;
-        let middle = vaultrs::api::EndpointMiddleware {
-            token: token.expose().to_string(),
-            version: "v1".to_string(),
-            wrap: None,
-            namespace: None,
-        };
-        Ok(VaultClient {
-            // NOTE: rustify reads the whole response body with no size limit, so a Vault server
-            // that streams gigabytes grows the exporter until the check's timeout ends the run.
-            http: rustify::clients::reqwest::Client::new(
-                self.address.as_str().trim_end_matches('/'),
-                self.http.clone(),
-            ),
-            middle,
-            settings,
-        })
-    }
-
     async fn login(&self) -> Result<Lease, VaultError> {
         match &self.auth {
             Auth::Token(reference) => {
                 let token = reference
                     .resolve()
                     .map_err(|err| VaultError::Login(format!("cannot read the token: {err}")))?;
-                let client = self.client_with(&token)?;
-                let lookup = vaultrs::token::lookup_self(&client).await.map_err(|err| {
+                let lookup = self.lookup_self(&token).await.map_err(|err| {
                     let error = login_error(&self.address, "looking up the token", &err);
-                    match request_error(&self.address, "", &err).status() {
+                    match err.status() {
                         Some(403) => VaultError::Login(format!(
                             "Vault rejected the token, or its policy lacks read on `auth/token/lookup-self` (the `default` policy grants it); {error}"
                         )),
@@ -464,9 +568,16 @@ impl Vault {
                     .map_err(|err| {
                         VaultError::Login(format!("cannot read the service account token: {err}"))
                     })?;
-                let client = self.client_with(&Secret::new(String::new()))?;
-                let auth = vaultrs::auth::kubernetes::login(&client, mount, role, jwt.expose())
+                let body = serde_json::json!({ "role": role, "jwt": jwt.expose() });
+                let auth = self
+                    .call::<AuthEnvelope>(
+                        Method::POST,
+                        &format!("auth/{mount}/login"),
+                        None,
+                        Some(body),
+                    )
                     .await
+                    .map(|envelope| envelope.auth)
                     .map_err(|err| {
                         login_error(
                             &self.address,
@@ -486,9 +597,15 @@ impl Vault {
     }
 
     async fn renew(&self, token: &Secret) -> Result<Lease, VaultError> {
-        let client = self.client_with(token)?;
-        let auth = vaultrs::token::renew_self(&client, None)
+        let auth = self
+            .call::<AuthEnvelope>(
+                Method::POST,
+                "auth/token/renew-self",
+                Some(token),
+                Some(serde_json::json!({})),
+            )
             .await
+            .map(|envelope| envelope.auth)
             .map_err(|err| request_error(&self.address, "renewing the token", &err))?;
         let ttl = (auth.lease_duration > 0).then(|| Duration::from_secs(auth.lease_duration));
         // Vault caps a renewal at the token's maximum TTL; a renewal that gains nothing would
@@ -516,24 +633,31 @@ impl Vault {
         if paths.is_empty() {
             return;
         }
-        let client = match self.client().await {
-            Ok(client) => Some(client),
+        let token = match self.token().await {
+            Ok(token) => token,
             Err(err) => {
                 let message = err.to_string();
                 let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
                 for value in secrets.values_mut() {
                     *value = Cached::Failed(message.clone());
                 }
-                None
+                return;
             }
         };
-        let Some(client) = client else { return };
         for (mount, path) in paths {
-            let read =
-                vaultrs::kv2::read::<HashMap<String, serde_json::Value>>(&client, &mount, &path)
-                    .await;
+            let what = format!("KV secret `{path}` in mount `{mount}`");
+            let read = self
+                .call::<DataEnvelope<KvData>>(
+                    Method::GET,
+                    &format!("{mount}/data/{path}"),
+                    Some(&token),
+                    None,
+                )
+                .await;
             let cached = match read {
-                Ok(data) => Cached::Loaded(Arc::new(
+                Ok(DataEnvelope {
+                    data: KvData { data: Some(data) },
+                }) => Cached::Loaded(Arc::new(
                     data.into_iter()
                         .map(|(key, value)| {
                             let text = match value {
@@ -544,10 +668,14 @@ impl Vault {
                         })
                         .collect(),
                 )),
+                Ok(DataEnvelope {
+                    data: KvData { data: None },
+                }) => Cached::Failed(format!(
+                    "{what} has no data; its latest version is deleted or destroyed"
+                )),
                 Err(err) => {
-                    let what = format!("KV secret `{path}` in mount `{mount}`");
                     let error = request_error(&self.address, &format!("reading {what}"), &err);
-                    let message = match error.status() {
+                    let message = match err.status() {
                         Some(404) => format!("{what} does not exist, or its latest version is deleted"),
                         Some(403) => format!("Vault denied reading {what}; the exporter's policy needs read on `{mount}/data/{path}`"),
                         _ => error.to_string(),
@@ -657,7 +785,7 @@ fn build_http_client(
 /// Classifies a failed login. Vault rejecting the credentials (400, 401 or 403) is a login
 /// failure; a Vault that cannot be reached or does not respond as Vault keeps the request's
 /// reason, so that an alert on `connection_refused` or `timeout` also covers the login.
-fn login_error(address: &Url, what: &str, err: &ClientError) -> VaultError {
+fn login_error(address: &Url, what: &str, err: &ApiError) -> VaultError {
     match request_error(address, what, err) {
         VaultError::Request {
             reason,
@@ -672,82 +800,74 @@ fn login_error(address: &Url, what: &str, err: &ClientError) -> VaultError {
     }
 }
 
-/// Classifies a `vaultrs` error by walking its cause chain. The message names what was
-/// requested and the cause; Vault's own error strings are included because they name paths and
-/// permissions, never tokens.
-pub fn request_error(address: &Url, what: &str, err: &ClientError) -> VaultError {
-    let status = match err {
-        ClientError::APIError { code, .. } => Some(*code),
-        ClientError::RestClientError {
-            source: rustify::errors::ClientError::ServerResponseError { code, .. },
-        } => Some(*code),
-        _ => None,
+/// Classifies a failed Vault request. The message names what was requested and the cause;
+/// Vault's own error strings are included because they name paths and permissions, never tokens.
+pub fn request_error(address: &Url, what: &str, err: &ApiError) -> VaultError {
+    let failed = |reason: Reason, message: String| VaultError::Request {
+        reason,
+        message,
+        status: None,
     };
-    if let Some(code) = status {
-        let detail = match err {
-            ClientError::APIError { errors, .. } if !errors.is_empty() => {
+    match err {
+        ApiError::Status { code, errors } => {
+            let detail = if errors.is_empty() {
+                String::new()
+            } else {
                 format!(
                     ": {}",
                     crate::check::http::truncate(&errors.join("; "), 200)
                 )
+            };
+            let reason = match code {
+                401 => Reason::Unauthorized,
+                403 => Reason::Forbidden,
+                429 => Reason::RateLimited,
+                _ => Reason::UnexpectedStatus,
+            };
+            VaultError::Request {
+                reason,
+                message: format!("{what} failed: Vault responded with status {code}{detail}"),
+                status: Some(*code),
             }
-            _ => String::new(),
-        };
-        let reason = match code {
-            401 => Reason::Unauthorized,
-            403 => Reason::Forbidden,
-            429 => Reason::RateLimited,
-            _ => Reason::UnexpectedStatus,
-        };
-        return VaultError::Request {
-            reason,
-            message: format!("{what} failed: Vault responded with status {code}{detail}"),
-            status: Some(code),
-        };
-    }
-    if let Some(reqwest_error) = find_reqwest_error(err) {
-        let (reason, message) = crate::check::http::classify(reqwest_error, address);
-        return VaultError::Request {
-            reason,
-            message: format!("{what}: {message}"),
-            status: None,
-        };
-    }
-    VaultError::Request {
-        reason: Reason::InvalidResponse,
-        // A parse error quotes the value it rejected, which can be a whole response body.
-        message: format!(
-            "{what} failed: {}",
-            crate::check::http::truncate(&error_text(err), 300)
+        }
+        ApiError::Transport(error) => {
+            let (reason, message) = crate::check::http::classify(error, address);
+            failed(reason, format!("{what}: {message}"))
+        }
+        ApiError::Body(error) => {
+            let (reason, message) = crate::check::http::classify(error, address);
+            // A connection that drops in the middle of a response is a broken answer.
+            let reason = match reason {
+                Reason::ConnectionFailed => Reason::InvalidResponse,
+                other => other,
+            };
+            failed(reason, format!("{what}: reading the response failed: {message}"))
+        }
+        ApiError::TooLarge => failed(
+            Reason::BodyTooLarge,
+            format!("{what} failed: the response is larger than {MAX_RESPONSE_BYTES} bytes, far more than Vault sends for it; check that `vault.address` points at Vault"),
         ),
-        status: None,
+        ApiError::Invalid(detail) => failed(Reason::InvalidResponse, format!("{what} failed: {detail}")),
+        ApiError::TokenNotHeader => VaultError::Login(
+            "the token contains characters that an HTTP header cannot carry; check the token's source for stray characters".to_string(),
+        ),
     }
 }
 
-fn find_reqwest_error<'a>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a reqwest::Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(error) = current {
-        if let Some(found) = error.downcast_ref::<reqwest::Error>() {
-            return Some(found);
-        }
-        current = error.source();
+/// Reads a response body of at most [`MAX_RESPONSE_BYTES`].
+async fn read_limited(response: &mut reqwest::Response) -> Result<Vec<u8>, ApiError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE_BYTES)
+    {
+        return Err(ApiError::TooLarge);
     }
-    None
-}
-
-/// Joins an error and its causes. `vaultrs` and `rustify` errors carry the response body only in
-/// fields, never in their text, so the text contains no token or secret value.
-fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ApiError::Body)? {
+        if body.len() as u64 + chunk.len() as u64 > MAX_RESPONSE_BYTES {
+            return Err(ApiError::TooLarge);
         }
-        source = cause.source();
+        body.extend_from_slice(&chunk);
     }
-    parts.join(": ")
+    Ok(body)
 }

@@ -532,6 +532,104 @@ async fn real_node_uninitialized_sealed_then_unsealed() {
     assert_outcome(&resealed, Status::Fail, Reason::VaultSealed, "sealed");
 }
 
+/// Starts a server that accepts any token and responds to each listing endpoint differently:
+/// `sys/auth` as Vault does but with a type name of 10,000 characters at `long/`, `sys/mounts`
+/// with more bytes than the exporter reads, `sys/policy`
+/// with a body that is not JSON, and a KV metadata read with a field of the wrong type.
+async fn misbehaving_vault() -> TestServer {
+    serve_fn(|request| match request.uri().path() {
+        "/v1/auth/token/lookup-self" => respond(200, r#"{"data":{"ttl":0,"renewable":false}}"#),
+        "/v1/sys/auth" => respond(
+            200,
+            format!(
+                r#"{{"data":{{"kubernetes/":{{"type":"kubernetes","options":null}},"long/":{{"type":"{}"}}}}}}"#,
+                "x".repeat(10_000)
+            ),
+        ),
+        "/v1/sys/mounts" => respond(200, vec![b' '; 5 * 1024 * 1024]),
+        "/v1/sys/policy" => respond(200, "<html>maintenance page secret-marker</html>"),
+        "/v1/secret/metadata/app" => respond(
+            200,
+            r#"{"data":{"current_version":"secret-marker","versions":{}}}"#,
+        ),
+        _ => respond(404, r#"{"errors":[]}"#),
+    })
+    .await
+}
+
+#[tokio::test]
+async fn responses_after_login_capped_and_parsed() {
+    support::init();
+    let server = misbehaving_vault().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("vault-token");
+    std::fs::write(&token_file, "any-token\n").unwrap();
+    let vault = format!(
+        "vault:\n  address: {}\n  auth:\n    token: {{ file: {} }}\n",
+        server.url("http", ""),
+        token_file.display()
+    );
+    let checks = load(
+        dir,
+        &vault,
+        &[
+            item(
+                "auth",
+                "vault_auth_method",
+                "{ path: kubernetes, type: kubernetes }",
+            ),
+            item(
+                "long",
+                "vault_auth_method",
+                "{ path: long, type: kubernetes }",
+            ),
+            item("mounts", "vault_mount", "{ path: secret, type: kv }"),
+            item("policies", "vault_policy", "policies: [app-read]"),
+            item("secret", "vault_secret", "{ path: app }"),
+        ],
+    );
+
+    let auth = checks.run("auth").await;
+    assert_outcome(&auth, Status::Pass, Reason::Ok, "enabled at `kubernetes/`");
+    let long = checks.run("long").await;
+    assert_outcome(&long, Status::Fail, Reason::VaultWrongType, "has type `xxx");
+    assert!(
+        long.message.len() < 300,
+        "the message repeats the whole type: {} characters",
+        long.message.len()
+    );
+
+    let mounts = checks.run("mounts").await;
+    assert_outcome(
+        &mounts,
+        Status::Error,
+        Reason::BodyTooLarge,
+        "larger than 4194304 bytes",
+    );
+
+    let policies = checks.run("policies").await;
+    assert_outcome(
+        &policies,
+        Status::Error,
+        Reason::InvalidResponse,
+        "not the JSON this endpoint returns",
+    );
+    let secret = checks.run("secret").await;
+    assert_outcome(
+        &secret,
+        Status::Error,
+        Reason::InvalidResponse,
+        "not the JSON this endpoint returns",
+    );
+    for outcome in [&policies, &secret] {
+        assert!(
+            !outcome.message.contains("secret-marker"),
+            "the message quotes the response: {}",
+            outcome.message
+        );
+    }
+}
+
 /// Starts a server that responds to `sys/health` with `status` and the fixture body `name`.
 async fn health_node(status: u16, name: &str) -> TestServer {
     let body = std::fs::read_to_string(

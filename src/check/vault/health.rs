@@ -14,8 +14,8 @@
 //! | 503 | sealed | no |
 //!
 //! Any other code, or a body that contradicts its code, is an unknown state and never healthy.
-//! `vaultrs::sys::health` turns 429 and 503 into errors without their code, so the request is
-//! made with reqwest directly.
+//! The request is unauthenticated and goes to each node's own address, not through the
+//! exporter's Vault connection.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 //! The check reads the secret's metadata (`MOUNT/metadata/PATH`) only, so the exporter's policy
 //! needs no read access to the value and the value never reaches the exporter.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +15,7 @@ use time::OffsetDateTime;
 use super::request_failed;
 use crate::check::{format_duration, Measure, MeasureFamily, MeasureType, Outcome, Reason};
 use crate::config::BuildContext;
-use crate::vault::{request_error, Vault};
+use crate::vault::Vault;
 
 const DEFAULT_MOUNT: &str = "secret";
 
@@ -38,6 +39,24 @@ pub static CURRENT_VERSION: MeasureFamily = MeasureFamily {
 
 /// The measure families of this kind.
 pub static MEASURES: &[&MeasureFamily] = &[&UPDATED, &CURRENT_VERSION];
+
+/// The fields of a KV version 2 secret's metadata that the check reads.
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    current_version: u64,
+    #[serde(default)]
+    versions: HashMap<String, VersionMetadata>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionMetadata {
+    #[serde(default)]
+    created_time: String,
+    #[serde(default)]
+    deletion_time: String,
+    #[serde(default)]
+    destroyed: bool,
+}
 
 /// The `vault_secret` block of a check, as written in the file.
 #[derive(Debug, Deserialize)]
@@ -96,23 +115,21 @@ impl SecretCheck {
 
     /// Reads the secret's metadata and evaluates its latest version.
     pub async fn run(&self, _timeout: Duration) -> Outcome {
-        let client = match self.vault.client().await {
-            Ok(client) => client,
-            Err(err) => return err.outcome(),
-        };
         let location = format!("`{}/metadata/{}`", self.mount, self.path);
-        let metadata = match vaultrs::kv2::read_metadata(&client, &self.mount, &self.path).await {
-            Ok(metadata) => metadata,
-            Err(err) => {
-                let error = request_error(self.vault.address(), "", &err);
-                if error.status() == Some(404) {
-                    return Outcome::fail(
-                        Reason::VaultSecretMissing,
-                        format!("no secret exists at {location}"),
-                    );
-                }
-                return request_failed(&self.vault, &location, &err).await;
+        let metadata = match self
+            .vault
+            .read::<Metadata>(&format!("{}/metadata/{}", self.mount, self.path))
+            .await
+        {
+            Err(login) => return login.outcome(),
+            Ok(Err(err)) if err.status() == Some(404) => {
+                return Outcome::fail(
+                    Reason::VaultSecretMissing,
+                    format!("no secret exists at {location}"),
+                );
             }
+            Ok(Err(err)) => return request_failed(&self.vault, &location, &err).await,
+            Ok(Ok(metadata)) => metadata,
         };
 
         let current = metadata.current_version;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{mount_key, request_failed};
+use std::collections::BTreeMap;
+
+use super::{mount_key, request_failed, MountEntry};
 use crate::check::{Outcome, Reason};
 use crate::config::BuildContext;
 use crate::vault::Vault;
@@ -49,13 +51,14 @@ impl AuthMethodCheck {
 
     /// Lists the enabled auth methods and looks for the configured one.
     pub async fn run(&self, _timeout: Duration) -> Outcome {
-        let client = match self.vault.client().await {
-            Ok(client) => client,
-            Err(err) => return err.outcome(),
-        };
-        let methods = match vaultrs::sys::auth::list(&client).await {
-            Ok(methods) => methods,
-            Err(err) => return request_failed(&self.vault, "`sys/auth`", &err).await,
+        let methods = match self
+            .vault
+            .read::<BTreeMap<String, MountEntry>>("sys/auth")
+            .await
+        {
+            Err(login) => return login.outcome(),
+            Ok(Err(err)) => return request_failed(&self.vault, "`sys/auth`", &err).await,
+            Ok(Ok(methods)) => methods,
         };
         let Some(method) = methods.get(&self.path) else {
             let enabled: BTreeSet<&str> = methods.keys().map(String::as_str).collect();
@@ -73,7 +76,9 @@ impl AuthMethodCheck {
                 Reason::VaultWrongType,
                 format!(
                     "the auth method at `{}` has type `{}`, expected `{}`",
-                    self.path, method.mount_type, self.method_type
+                    self.path,
+                    shown(&method.mount_type),
+                    self.method_type
                 ),
             );
         }
@@ -81,6 +86,25 @@ impl AuthMethodCheck {
             "auth method `{}` is enabled at `{}`",
             self.method_type, self.path
         ))
+    }
+}
+
+/// The response of `sys/policy`: the policy names under `policies`, or under `keys`.
+#[derive(Debug, Deserialize)]
+struct PolicyList {
+    #[serde(default)]
+    policies: Vec<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+impl PolicyList {
+    fn names(self) -> Vec<String> {
+        if self.policies.is_empty() {
+            self.keys
+        } else {
+            self.policies
+        }
     }
 }
 
@@ -127,13 +151,10 @@ impl PolicyCheck {
 
     /// Lists the ACL policies and looks for every configured name.
     pub async fn run(&self, _timeout: Duration) -> Outcome {
-        let client = match self.vault.client().await {
-            Ok(client) => client,
-            Err(err) => return err.outcome(),
-        };
-        let existing = match vaultrs::sys::policy::list(&client).await {
-            Ok(list) => list.policies,
-            Err(err) => return request_failed(&self.vault, "`sys/policy`", &err).await,
+        let existing = match self.vault.read::<PolicyList>("sys/policy").await {
+            Err(login) => return login.outcome(),
+            Ok(Err(err)) => return request_failed(&self.vault, "`sys/policy`", &err).await,
+            Ok(Ok(list)) => list.names(),
         };
         let existing: BTreeSet<&str> = existing.iter().map(String::as_str).collect();
         let missing: Vec<&str> = self
@@ -215,13 +236,14 @@ impl MountCheck {
 
     /// Lists the secrets engines and compares the one at the configured path.
     pub async fn run(&self, _timeout: Duration) -> Outcome {
-        let client = match self.vault.client().await {
-            Ok(client) => client,
-            Err(err) => return err.outcome(),
-        };
-        let mounts = match vaultrs::sys::mount::list(&client).await {
-            Ok(mounts) => mounts,
-            Err(err) => return request_failed(&self.vault, "`sys/mounts`", &err).await,
+        let mounts = match self
+            .vault
+            .read::<BTreeMap<String, MountEntry>>("sys/mounts")
+            .await
+        {
+            Err(login) => return login.outcome(),
+            Ok(Err(err)) => return request_failed(&self.vault, "`sys/mounts`", &err).await,
+            Ok(Ok(mounts)) => mounts,
         };
         let Some(mount) = mounts.get(&self.path) else {
             let mounted: BTreeSet<&str> = mounts.keys().map(String::as_str).collect();
@@ -239,19 +261,19 @@ impl MountCheck {
                 Reason::VaultWrongType,
                 format!(
                     "the secrets engine at `{}` has type `{}`, expected `{}`",
-                    self.path, mount.mount_type, self.engine_type
+                    self.path,
+                    shown(&mount.mount_type),
+                    self.engine_type
                 ),
             );
         }
         // A KV mount without a `version` option is KV version 1.
         let actual_version = mount
-            .options
-            .as_ref()
-            .and_then(|options| options.get("version").cloned())
+            .option("version")
             .or_else(|| (mount.mount_type == "kv").then(|| "1".to_string()));
         if let Some(expected) = &self.version {
             if actual_version.as_deref() != Some(expected.as_str()) {
-                let actual = actual_version.as_deref().unwrap_or("none");
+                let actual = actual_version.as_deref().map_or("none".to_string(), shown);
                 return Outcome::fail(
                     Reason::VaultWrongVersion,
                     format!(
@@ -262,7 +284,7 @@ impl MountCheck {
             }
         }
         let version = actual_version
-            .map(|version| format!(" version {version}"))
+            .map(|version| format!(" version {}", shown(&version)))
             .unwrap_or_default();
         Outcome::pass(format!(
             "secrets engine `{}`{version} is mounted at `{}`",
@@ -295,9 +317,23 @@ fn non_empty(ctx: &mut BuildContext<'_>, field: &str, value: &str, what: &str) -
     Some(value.trim().to_string())
 }
 
+/// The maximum number of names a message lists before it counts the rest.
+const LISTED_NAMES: usize = 20;
+
+/// Returns a value from Vault's response, truncated to fit in a message.
+fn shown(value: &str) -> String {
+    crate::check::http::truncate(value, 100)
+}
+
+/// Lists the first [`LISTED_NAMES`] names and counts the rest.
 fn join(names: BTreeSet<&str>) -> String {
     if names.is_empty() {
         return "none".to_string();
     }
-    names.into_iter().collect::<Vec<_>>().join(", ")
+    let total = names.len();
+    let mut listed: Vec<String> = names.into_iter().take(LISTED_NAMES).map(shown).collect();
+    if total > LISTED_NAMES {
+        listed.push(format!("and {} more", total - LISTED_NAMES));
+    }
+    listed.join(", ")
 }

@@ -509,9 +509,7 @@ fn vault_like(fault: Fault) -> Option<(Status, Reason)> {
     match fault {
         Fault::Status(401 | 403) => Some((Error, Reason::VaultAuthFailed)),
         Fault::Status(404 | 500) => Some((Error, Reason::UnexpectedStatus)),
-        // NOTE: vaultrs reads a response body without a size limit and buffered 2 GiB in two
-        // seconds when tried, so this cell is left out until the client caps bodies.
-        Fault::Huge => None,
+        Fault::Huge => Some((Error, Reason::BodyTooLarge)),
         other => http_like(other),
     }
 }

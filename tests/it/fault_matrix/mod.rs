@@ -324,10 +324,9 @@ certificate from a file of YAML).
 The Vault kinds other than `vault_health`, and the Kubernetes kinds, reach their server through
 the configuration's one `vault` or `kubernetes` block, so their cells run in one more exporter
 per fault, whose block points at that fault's server. Vault's login fails first there: a 401 or
-403 is a failed login, and every other fault keeps its transport reason. The Vault kinds' `huge` cells are
-left out: the Vault client library reads a response body without a size limit, and a 4 GiB
-body grew the process by 2 GiB before the timeout ended the run. Until that client caps bodies,
-a Vault server that floods it is a known gap. The Kubernetes client reads at most 16 MiB.
+403 is a failed login, and every other fault keeps its transport reason. The exporter reads at
+most 4 MiB of a Vault response and 16 MiB of a Kubernetes response, so a server that floods it
+ends the check with `body_too_large`.
 
 ## The faults
 
