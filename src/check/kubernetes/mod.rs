@@ -19,7 +19,7 @@ pub mod workload;
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -82,8 +82,22 @@ pub enum ConnectionSource {
 pub struct Connection {
     source: ConnectionSource,
     client: tokio::sync::OnceCell<kube::Client>,
-    tokens: std::sync::OnceLock<Vec<String>>,
+    tokens: std::sync::Mutex<SentTokens>,
 }
+
+/// The bearer tokens the client may send, and the files they were read from, so that a rotated
+/// token file is read again.
+#[derive(Default)]
+struct SentTokens {
+    /// Each file read and its modification time then.
+    files: Vec<(PathBuf, Option<std::time::SystemTime>)>,
+    /// Tokens read so far, newest last. Earlier tokens are kept because the client may still
+    /// send one until it reloads its own credentials.
+    tokens: Vec<String>,
+}
+
+/// The maximum number of tokens kept for redaction.
+const MAX_SENT_TOKENS: usize = 16;
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -106,16 +120,41 @@ impl Connection {
         Connection {
             source,
             client: tokio::sync::OnceCell::new(),
-            tokens: std::sync::OnceLock::new(),
+            tokens: std::sync::Mutex::new(SentTokens::default()),
         }
     }
 
-    /// Returns the bearer tokens the client may send, read once: every user `token` of the
+    /// Returns the bearer tokens the client may send: every user `token` and `tokenFile` of the
     /// kubeconfig, or the service account token in the cluster. Outcomes are redacted with them,
-    /// because an API server's error message or a body can quote the request's token.
-    // NOTE: credentials from `token-file`, exec plugins and client certificates are not listed.
-    pub fn sent_tokens(&self) -> &[String] {
-        self.tokens.get_or_init(|| read_tokens(&self.source))
+    /// because an API server's error message or a body can quote the request's token. The files
+    /// are read again when their modification time changes, as a projected token's does when
+    /// the kubelet rotates it.
+    // NOTE: a token that an exec plugin prints is not listed, because only the client sees it.
+    pub fn sent_tokens(&self) -> Vec<String> {
+        let mut sent = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let unchanged = !sent.files.is_empty()
+            && sent
+                .files
+                .iter()
+                .all(|(path, modified)| modified_time(path) == *modified);
+        if !unchanged {
+            let (files, tokens) = read_tokens(&self.source);
+            sent.files = files
+                .into_iter()
+                .map(|path| {
+                    let modified = modified_time(&path);
+                    (path, modified)
+                })
+                .collect();
+            for token in tokens {
+                if !sent.tokens.contains(&token) {
+                    sent.tokens.push(token);
+                }
+            }
+            let excess = sent.tokens.len().saturating_sub(MAX_SENT_TOKENS);
+            sent.tokens.drain(..excess);
+        }
+        sent.tokens.clone()
     }
 
     /// Validates the top-level `kubernetes` block. A kubeconfig file must exist, parse and
@@ -179,26 +218,53 @@ impl Connection {
 /// The service account token of a pod, as `kube::Config::incluster` reads it.
 const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
-fn read_tokens(source: &ConnectionSource) -> Vec<String> {
+fn modified_time(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+}
+
+/// Reads a token file, or nothing when it cannot be read.
+fn read_token_file(path: &Path) -> Option<String> {
+    let text = crate::file::read_limited(path, crate::file::MAX_DOCUMENT_BYTES).ok()?;
+    let token = String::from_utf8_lossy(&text).trim().to_string();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Returns the files that hold the client's tokens, and the tokens in them.
+fn read_tokens(source: &ConnectionSource) -> (Vec<PathBuf>, Vec<String>) {
     match source {
-        ConnectionSource::InCluster => std::fs::read_to_string(SERVICE_ACCOUNT_TOKEN)
-            .map(|token| vec![token.trim().to_string()])
-            .unwrap_or_default(),
+        ConnectionSource::InCluster => {
+            let path = PathBuf::from(SERVICE_ACCOUNT_TOKEN);
+            let tokens = read_token_file(&path).into_iter().collect();
+            (vec![path], tokens)
+        }
         ConnectionSource::Kubeconfig { path, .. } => {
-            let Ok(text) = std::fs::read_to_string(path) else {
-                return Vec::new();
+            let mut files = vec![path.clone()];
+            let Ok(text) = crate::file::read_limited(path, crate::file::MAX_DOCUMENT_BYTES) else {
+                return (files, Vec::new());
             };
-            let Ok(kubeconfig) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
-                return Vec::new();
+            let Ok(kubeconfig) =
+                serde_saphyr::from_str::<serde_json::Value>(&String::from_utf8_lossy(&text))
+            else {
+                return (files, Vec::new());
             };
-            kubeconfig["users"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|user| user.pointer("/user/token")?.as_str())
-                .filter(|token| !token.is_empty())
-                .map(str::to_string)
-                .collect()
+            let mut tokens = Vec::new();
+            let users = kubeconfig["users"].as_array().into_iter().flatten();
+            for user in users {
+                if let Some(token) = user.pointer("/user/token").and_then(|v| v.as_str()) {
+                    if !token.is_empty() {
+                        tokens.push(token.to_string());
+                    }
+                }
+                if let Some(file) = user.pointer("/user/tokenFile").and_then(|v| v.as_str()) {
+                    // A relative path is relative to the kubeconfig's folder, as the client reads it.
+                    let file = path.parent().unwrap_or(Path::new(".")).join(file);
+                    tokens.extend(read_token_file(&file));
+                    files.push(file);
+                }
+            }
+            (files, tokens)
         }
     }
 }
@@ -682,6 +748,35 @@ mod tests {
             path,
             context: None,
         });
+        assert_eq!(connection.sent_tokens(), ["first-token", "second-token"]);
+    }
+
+    #[test]
+    fn token_file_read_again_after_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nusers:\n- name: a\n  user:\n    tokenFile: token\n",
+        )
+        .unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "first-token\n").unwrap();
+        let connection = Connection::new(ConnectionSource::Kubeconfig {
+            path,
+            context: None,
+        });
+        assert_eq!(connection.sent_tokens(), ["first-token"]);
+
+        // A rotation replaces the file; the modification time moves forward.
+        std::fs::write(&token_file, "second-token\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&token_file)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
         assert_eq!(connection.sent_tokens(), ["first-token", "second-token"]);
     }
 }
