@@ -347,9 +347,14 @@ fn parse_document(
         // serde-saphyr starts its message with "error: ", which the CLI already prints.
         let message = err.to_string();
         let message = message.strip_prefix("error: ").unwrap_or(&message);
+        // The duplicate-key message ends with advice to the library's caller, not to the user.
+        let message = message.replace(
+            ", set DuplicateKeyPolicy in Options if acceptable",
+            "; write each key once in a map",
+        );
         return Err(ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: message.to_string(),
+            message,
         });
     }
     let environment = config::Environment::with_prefix(ENV_PREFIX)

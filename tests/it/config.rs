@@ -357,3 +357,22 @@ fn checks_item_override_names_variable() {
     );
     assert_eq!(problems[0].line, None);
 }
+
+#[test]
+fn duplicate_key_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = support::write_config(
+        dir.path(),
+        "checks:\n  - id: a\n    title: A\n    section: S\n    severity: critical\n    http: { url: \"http://127.0.0.1:1/\" }\n    http: { url: \"http://127.0.0.1:2/\" }\n",
+    );
+    let message = config::load_with_env(&path, Some(HashMap::new()))
+        .expect_err("a file with a duplicate key loaded")
+        .to_string();
+    assert!(message.contains("line 7 column 5"), "{message}");
+    assert!(message.contains("duplicate mapping key: http"), "{message}");
+    assert!(
+        message.contains("write each key once in a map"),
+        "{message}"
+    );
+    assert!(!message.contains("DuplicateKeyPolicy"), "{message}");
+}
