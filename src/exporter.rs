@@ -62,9 +62,11 @@ impl Exporter {
         info!(
             config = %path.display(),
             checks = config.checks.len(),
+            blocking = config::blocking_count(&config.checks),
             sections = config::sections(&config.checks).len(),
             "Configuration loaded"
         );
+        warn_if_nothing_blocks(&config);
         let exporter = Arc::new(Exporter {
             path: path.to_path_buf(),
             env,
@@ -141,7 +143,8 @@ impl Exporter {
                 );
                 *global = config.global.clone();
                 self.state.set_reload(true, now);
-                info!(config = %self.path.display(), checks = config.checks.len(), "Configuration reloaded");
+                info!(config = %self.path.display(), checks = config.checks.len(), blocking = config::blocking_count(&config.checks), "Configuration reloaded");
+                warn_if_nothing_blocks(&config);
                 Ok(config.checks.len())
             }
             Err(err) => {
@@ -195,5 +198,12 @@ impl Exporter {
     pub fn stop(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.scheduler.stop();
+    }
+}
+
+/// Logs a warning when no check of `config` is blocking, because the gate then never closes.
+fn warn_if_nothing_blocks(config: &Config) {
+    if config::blocking_count(&config.checks) == 0 {
+        warn!("{}", config::NO_BLOCKING_CHECK);
     }
 }

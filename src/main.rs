@@ -332,6 +332,9 @@ async fn check(path: PathBuf, section: Option<String>, format: Format) -> u8 {
         }
     }
 
+    if config::blocking_count(&checks) == 0 {
+        eprintln!("warning: {}", config::NO_BLOCKING_CHECK);
+    }
     if let Some(vault) = &config.vault {
         vault.start().await;
     }
@@ -358,12 +361,16 @@ async fn check(path: PathBuf, section: Option<String>, format: Format) -> u8 {
 fn validate(path: PathBuf) -> u8 {
     match config::load(&path) {
         Ok(config) => {
+            let blocking = config::blocking_count(&config.checks);
             println!(
-                "configuration `{}` is valid: {} checks in {} sections",
+                "configuration `{}` is valid: {} checks ({blocking} blocking) in {} sections",
                 path.display(),
                 config.checks.len(),
                 config::sections(&config.checks).len()
             );
+            if blocking == 0 {
+                eprintln!("warning: {}", config::NO_BLOCKING_CHECK);
+            }
             EXIT_PASS
         }
         Err(err) => {

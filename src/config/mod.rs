@@ -1108,6 +1108,15 @@ fn type_name(value: &serde_json::Value) -> &'static str {
     }
 }
 
+/// The warning for a checklist in which no check is blocking: the gate and the exit code of
+/// `check` then pass whatever the checks report.
+pub const NO_BLOCKING_CHECK: &str = "no check is blocking, so the deploy gate is always open and `check` always exits 0; set `blocking: true`, or severity `critical`, on the checks that must pass before a rollout";
+
+/// Returns the number of blocking checks.
+pub fn blocking_count(checks: &[Arc<CheckDef>]) -> usize {
+    checks.iter().filter(|check| check.blocking).count()
+}
+
 /// Counts checks per section, in first-seen order, for start-up logs and reports.
 pub fn sections(checks: &[Arc<CheckDef>]) -> Vec<(String, usize)> {
     let mut order: Vec<String> = Vec::new();

@@ -170,12 +170,31 @@ fn invalid_configuration_exits_two() {
     let (code, _, _) = run(&["validate", "--config", fixture]);
     assert_eq!(code, 2);
     let quickstart = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart.yaml");
-    let (code, stdout, _) = run(&["validate", "--config", quickstart]);
+    let (code, stdout, stderr) = run(&["validate", "--config", quickstart]);
     assert_eq!(code, 0);
     assert!(
-        stdout.contains("is valid: 6 checks in 2 sections"),
+        stdout.contains("is valid: 6 checks (3 blocking) in 2 sections"),
         "{stdout}"
     );
+    assert!(!stderr.contains("no check is blocking"), "{stderr}");
+}
+
+#[test]
+fn nothing_blocking_warns_of_open_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::write_config(
+        dir.path(),
+        "checks:\n  - id: a\n    title: A\n    section: S\n    severity: warning\n    http: { url: \"http://127.0.0.1:9/\" }\n",
+    );
+    let config = config.to_str().unwrap();
+    let (code, stdout, stderr) = run(&["validate", "--config", config]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("(0 blocking)"), "{stdout}");
+    assert!(stderr.contains("warning: no check is blocking"), "{stderr}");
+
+    let (code, _, stderr) = run(&["check", "--config", config]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("deploy gate is always open"), "{stderr}");
 }
 
 #[test]
