@@ -95,18 +95,18 @@ pub enum SecretError {
         source: crate::file::ReadError,
     },
     /// The value is empty once a trailing newline is removed.
-    #[error("secret {0} is empty")]
+    #[error("{0} is empty")]
     Empty(String),
     /// A Vault reference could not be resolved.
-    #[error("secret {reference} is unavailable: {message}")]
+    #[error("{reference} is unavailable: {message}")]
     Vault {
-        /// The reference, as `vault \`mount/path#key\``.
+        /// The reference, as ``Vault secret `mount/path#key` ``.
         reference: String,
         /// Why: not read yet, the read failed (with the cause), or the key is missing.
         message: String,
     },
     /// A Vault reference was built without a `vault` block.
-    #[error("secret {0} needs the top-level `vault` block")]
+    #[error("{0} needs the top-level `vault` block")]
     VaultNotConfigured(String),
 }
 
@@ -178,11 +178,11 @@ impl SecretRef {
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SecretRef::Env(name) => write!(f, "env `{name}`"),
+            SecretRef::Env(name) => write!(f, "variable `{name}`"),
             SecretRef::File(path) => write!(f, "file `{}`", path.display()),
             SecretRef::Vault(reference) => write!(
                 f,
-                "vault `{}/{}#{}`",
+                "Vault secret `{}/{}#{}`",
                 reference.mount, reference.path, reference.key
             ),
         }

@@ -6,7 +6,7 @@
 //! in with a token read from a file or an environment variable, or with Kubernetes auth. A
 //! background task renews the token when two thirds of its TTL have passed, and logs in again
 //! when renewal fails. Requests go through a reqwest client that verifies TLS (against the
-//! system roots, or only the configured CA file), ignores proxy variables and reads at most
+//! system roots, or only the configured CA file) and ignores proxy variables. It reads at most
 //! [`MAX_RESPONSE_BYTES`] of a response, so a server that streams without end cannot fill the
 //! exporter's memory.
 //!
@@ -38,8 +38,8 @@ const DEFAULT_KUBERNETES_MOUNT: &str = "kubernetes";
 const DEFAULT_SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// How long the maintenance task waits before it tries again after a failed login.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
-/// The largest Vault response body read. The answers the exporter asks for are a few kilobytes;
-/// a list of thousands of policies or mounts stays far below this.
+/// The largest Vault response body read. The responses the exporter requests are a few
+/// kilobytes, and a list of thousands of policies or mounts stays far below this.
 pub const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The top-level `vault` block, as written in the file.
@@ -215,9 +215,9 @@ pub enum ApiError {
     Body(reqwest::Error),
     /// The response body is larger than [`MAX_RESPONSE_BYTES`].
     TooLarge,
-    /// The response is not the JSON the endpoint returns; the text says where parsing stopped.
+    /// The response is not the JSON the endpoint returns. The text names where parsing stopped.
     Invalid(String),
-    /// The token holds characters that an HTTP header cannot carry.
+    /// The token contains characters that an HTTP header cannot carry.
     TokenNotHeader,
 }
 
@@ -231,7 +231,7 @@ impl ApiError {
     }
 }
 
-/// The envelope of most Vault responses: the answer sits under `data`.
+/// The envelope of most Vault responses, whose content is under `data`.
 #[derive(Deserialize)]
 struct DataEnvelope<T> {
     data: T,
@@ -259,6 +259,9 @@ struct TokenLookup {
     ttl: u64,
     #[serde(default)]
     renewable: Option<bool>,
+    /// Null for a token without expiry, such as a root token.
+    #[serde(default)]
+    expire_time: Option<serde_json::Value>,
 }
 
 /// The data of a KV version 2 read; `data` is null when the latest version is deleted.
@@ -400,7 +403,7 @@ impl Vault {
     }
 
     /// Reads `v1/PATH` with a valid token, logging in or renewing first when needed, and returns
-    /// the `data` of the answer. A failed login is returned as the outer error.
+    /// the `data` of the response. A failed login is returned as the outer error.
     pub async fn read<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -486,7 +489,7 @@ impl Vault {
                 match self.renew(&current.token).await {
                     Ok(renewed) => {
                         self.events.renewals.fetch_add(1, Ordering::Relaxed);
-                        debug!(vault = %self.address, ttl = ?renewed.ttl, "Vault token renewed");
+                        debug!(vault = %self.address, ttl = %ttl_text(renewed.ttl), "Vault token renewed");
                         let token = renewed.token.clone();
                         *lease = Some(renewed);
                         return Ok(token);
@@ -500,7 +503,7 @@ impl Vault {
         }
         let fresh = self.login().await?;
         self.events.logins.fetch_add(1, Ordering::Relaxed);
-        info!(vault = %self.address, ttl = ?fresh.ttl, renewable = fresh.renewable, "Logged in to Vault");
+        info!(vault = %self.address, ttl = %ttl_text(fresh.ttl), renewable = fresh.renewable, "Logged in to Vault");
         let token = fresh.token.clone();
         *lease = Some(fresh);
         Ok(token)
@@ -541,15 +544,21 @@ impl Vault {
                 let token = reference
                     .resolve()
                     .map_err(|err| VaultError::Login(format!("cannot read the token: {err}")))?;
-                let lookup = self.lookup_self(&token).await.map_err(|err| {
-                    let error = login_error(&self.address, "looking up the token", &err);
-                    match err.status() {
-                        Some(403) => VaultError::Login(format!(
-                            "Vault rejected the token, or its policy lacks read on `auth/token/lookup-self` (the `default` policy grants it); {error}"
-                        )),
-                        _ => error,
-                    }
+                let lookup = self.lookup_self(&token).await.map_err(|err| match err.status() {
+                    Some(403) => VaultError::Login(format!(
+                        "Vault rejected the token from {reference} with status 403: the token is invalid or revoked, or its policy lacks read on `auth/token/lookup-self`, which the `default` policy grants"
+                    )),
+                    _ => login_error(
+                        &self.address,
+                        &format!("looking up the token from {reference}"),
+                        &err,
+                    ),
                 })?;
+                if lookup.ttl == 0 && lookup.expire_time.is_some() {
+                    return Err(VaultError::Login(format!(
+                        "the token from {reference} has expired or reached its maximum TTL; write a new token there"
+                    )));
+                }
                 let ttl = (lookup.ttl > 0).then(|| Duration::from_secs(lookup.ttl));
                 Ok(Lease {
                     token,
@@ -676,7 +685,7 @@ impl Vault {
                 Err(err) => {
                     let error = request_error(&self.address, &format!("reading {what}"), &err);
                     let message = match err.status() {
-                        Some(404) => format!("{what} does not exist, or its latest version is deleted"),
+                        Some(404) => format!("{what} does not exist, or its latest version is deleted; check that `{mount}` is a KV version 2 mount and that the path is inside it"),
                         Some(403) => format!("Vault denied reading {what}; the exporter's policy needs read on `{mount}/data/{path}`"),
                         _ => error.to_string(),
                     };
@@ -692,7 +701,7 @@ impl Vault {
     /// Returns one key of a referenced secret from the cache.
     pub fn cached_secret(&self, mount: &str, path: &str, key: &str) -> Result<Secret, SecretError> {
         let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-        let reference = format!("vault `{mount}/{path}#{key}`");
+        let reference = format!("Vault secret `{mount}/{path}#{key}`");
         match secrets.get(&(mount.to_string(), path.to_string())) {
             None | Some(Cached::Pending) => Err(SecretError::Vault {
                 reference,
@@ -720,16 +729,29 @@ impl Vault {
         }
     }
 
-    /// When the maintenance task should next wake: at the token's renewal point, or at the next
-    /// secret refresh when that comes first.
+    /// When the maintenance task should next wake: at the token's renewal point or the next secret
+    /// refresh, whichever comes first, and within [`RETRY_AFTER_FAILURE`] while a read fails.
     async fn next_wake(&self, next_refresh: Instant) -> Instant {
-        let lease = self.lease.lock().await;
-        match lease.as_ref() {
-            None => Instant::now() + RETRY_AFTER_FAILURE.min(self.refresh_interval),
+        let retry = Instant::now() + RETRY_AFTER_FAILURE.min(self.refresh_interval);
+        let wake = match self.lease.lock().await.as_ref() {
+            None => retry,
             Some(current) => current
                 .renew_at()
                 .map_or(next_refresh, |at| at.min(next_refresh)),
+        };
+        if self.has_failed_secrets() {
+            wake.min(retry)
+        } else {
+            wake
         }
+    }
+
+    /// Returns whether the last read of any referenced secret failed.
+    fn has_failed_secrets(&self) -> bool {
+        let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        secrets
+            .values()
+            .any(|cached| matches!(cached, Cached::Failed(_)))
     }
 }
 
@@ -750,7 +772,9 @@ async fn maintain(vault: Weak<Vault>) {
         if let Err(err) = vault.token().await {
             warn!(vault = %vault.address, error = %err, "Vault login failed; retrying");
         }
-        if Instant::now() >= next_refresh {
+        // A failed read is retried at once rather than after a whole refresh interval, so that
+        // references recover soon after Vault does.
+        if Instant::now() >= next_refresh || vault.has_failed_secrets() {
             vault.refresh_secrets().await;
             next_refresh = Instant::now() + vault.refresh_interval;
         }
@@ -782,6 +806,23 @@ fn build_http_client(
         .map_err(|err| format!("cannot build the Vault HTTP client: {err}"))
 }
 
+/// Formats a token's TTL for logs: seconds, or `none` for a token without expiry.
+fn ttl_text(ttl: Option<Duration>) -> String {
+    match ttl {
+        Some(ttl) => format!("{}s", ttl.as_secs()),
+        None => "none".to_string(),
+    }
+}
+
+/// Returns the path inside the mount when `path` was written as an API path that starts with the
+/// mount and `data/` or `metadata/`, such as `secret/data/app/db` for `app/db` in `secret`.
+pub fn path_inside_mount<'a>(mount: &str, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix(mount)?.strip_prefix('/')?;
+    rest.strip_prefix("data/")
+        .or_else(|| rest.strip_prefix("metadata/"))
+        .filter(|inside| !inside.is_empty())
+}
+
 /// Classifies a failed login. Vault rejecting the credentials (400, 401 or 403) is a login
 /// failure; a Vault that cannot be reached or does not respond as Vault keeps the request's
 /// reason, so that an alert on `connection_refused` or `timeout` also covers the login.
@@ -810,13 +851,14 @@ pub fn request_error(address: &Url, what: &str, err: &ApiError) -> VaultError {
     };
     match err {
         ApiError::Status { code, errors } => {
-            let detail = if errors.is_empty() {
+            // Vault's messages can span lines ("1 error occurred:\n\t* ..."), and a log line or
+            // a metric label must not.
+            let joined = errors.join("; ");
+            let joined = joined.split_whitespace().collect::<Vec<_>>().join(" ");
+            let detail = if joined.is_empty() {
                 String::new()
             } else {
-                format!(
-                    ": {}",
-                    crate::check::http::truncate(&errors.join("; "), 200)
-                )
+                format!(": {}", crate::check::http::truncate(&joined, 200))
             };
             let reason = match code {
                 401 => Reason::Unauthorized,
@@ -836,7 +878,7 @@ pub fn request_error(address: &Url, what: &str, err: &ApiError) -> VaultError {
         }
         ApiError::Body(error) => {
             let (reason, message) = crate::check::http::classify(error, address);
-            // A connection that drops in the middle of a response is a broken answer.
+            // A connection that drops in the middle of a response is a broken response.
             let reason = match reason {
                 Reason::ConnectionFailed => Reason::InvalidResponse,
                 other => other,

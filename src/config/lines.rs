@@ -49,8 +49,9 @@ impl<'a> LineIndex<'a> {
         self.item_starts.get(index).map(|line| line + 1)
     }
 
-    /// The line of a dotted field path (`http.url`) inside the check at `index`, or the check's
-    /// own line when the field is not written in the file (an environment override, a default).
+    /// The line of a dotted field path (`http.url`) inside the check at `index`. When part of the
+    /// path is not written on a line of its own (a default, or a key inside a `{ ... }` map), the
+    /// line of the deepest key that is, or the check's own line.
     pub fn field_line(&self, index: usize, field: &str) -> Option<usize> {
         let start = *self.item_starts.get(index)?;
         let end = self
@@ -63,7 +64,7 @@ impl<'a> LineIndex<'a> {
             let key = component.split('[').next().unwrap_or(component);
             match (from..end).find(|&n| is_key_line(self.lines[n], key)) {
                 Some(found) => from = found,
-                None => return self.check_line(index),
+                None => break,
             }
         }
         Some(from + 1)

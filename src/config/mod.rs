@@ -387,6 +387,8 @@ pub struct BuildContext<'a> {
     pub http_clients: &'a mut http::ClientCache,
     vault: Option<Arc<Vault>>,
     vault_used: bool,
+    /// Whether the file has a `vault` block that is invalid, whose problems are already listed.
+    vault_invalid: bool,
     /// The Kubernetes API connection shared by every Kubernetes check of this load.
     pub kubernetes: Arc<kubernetes::Connection>,
 }
@@ -417,6 +419,7 @@ impl BuildContext<'_> {
                 self.vault_used = true;
                 Some(vault)
             }
+            None if self.vault_invalid => None,
             None => {
                 self.problem(
                     field,
@@ -456,6 +459,15 @@ impl BuildContext<'_> {
                     format!("`{name}` is empty; a Vault reference names the KV mount, the secret's path and the key, such as `{{ vault: {{ mount: secret, path: app/db, key: password }} }}`"),
                 );
             }
+        }
+        if let Some(inside) = crate::vault::path_inside_mount(&vault_ref.mount, &vault_ref.path) {
+            self.problem(
+                format!("{field}.vault.path"),
+                format!(
+                    "`{}` is the API path; write the secret's path inside the mount, `{inside}`",
+                    vault_ref.path
+                ),
+            );
         }
         let vault = self.vault(field)?;
         if self.problem_count() > before {
@@ -585,6 +597,7 @@ fn build(
     // An invalid `global` block still lets the checks be validated, so that one run reports
     // every problem. A check is not compared with an invalid global duration it inherits.
     let (global, schedule) = build_global(top.remove("global"), problems);
+    let vault_written = top.get("vault").is_some_and(|value| !value.is_null());
     let vault = build_vault(top.remove("vault"), base_dir, problems);
     let items = match top.remove("checks") {
         Some(serde_json::Value::Array(items)) => items,
@@ -624,6 +637,7 @@ fn build(
             http_clients: &mut clients,
             vault: vault.clone(),
             vault_used: false,
+            vault_invalid: vault_written && vault.is_none(),
             kubernetes: kubernetes.clone(),
         };
         if let Some(id) = &id {
@@ -688,6 +702,7 @@ fn build_vault(
         http_clients: &mut clients,
         vault: None,
         vault_used: false,
+        vault_invalid: false,
         kubernetes: Arc::default(),
     };
     Vault::build(spec, value, &mut ctx)
@@ -747,6 +762,7 @@ fn build_global(
         http_clients: &mut clients,
         vault: None,
         vault_used: false,
+        vault_invalid: false,
         kubernetes: Arc::default(),
     };
 
@@ -832,7 +848,18 @@ fn deserialize_block<T: serde::de::DeserializeOwned>(
 /// Adds the fix to the type error of a duration written as a bare number (`interval: 5`).
 fn add_duration_hint(field: &str, message: String) -> String {
     let name = field.rsplit('.').next().unwrap_or(field);
-    let is_duration = matches!(name, "interval" | "timeout" | "jitter");
+    let is_duration = matches!(
+        name,
+        "interval"
+            | "timeout"
+            | "jitter"
+            | "max_age"
+            | "max_lag"
+            | "max_latency"
+            | "min_validity"
+            | "window"
+    ) || name.ends_with("_timeout")
+        || name.ends_with("_interval");
     let is_number = message.starts_with("invalid type: integer")
         || message.starts_with("invalid type: floating point");
     if is_duration && is_number {
@@ -886,6 +913,7 @@ fn build_kubernetes(
         http_clients: clients,
         vault: None,
         vault_used: false,
+        vault_invalid: false,
         kubernetes: Arc::default(),
     };
     Arc::new(kubernetes::Connection::build(spec, &mut ctx))

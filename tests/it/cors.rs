@@ -614,7 +614,7 @@ fn duplicate_origin_rejected() {
 fn no_origin_rejected() {
     assert_eq!(
         problem(""),
-        ["line 2: check `api_cors`, field `cors.allowed_origins`: no origin given; list the front end's origins under `allowed_origins`, or origins that must not get access under `rejected_origins`"]
+        ["line 6: check `api_cors`, field `cors.allowed_origins`: no origin given; list the front end's origins under `allowed_origins`, or origins that must not get access under `rejected_origins`"]
     );
 }
 
@@ -694,7 +694,7 @@ fn non_http_url_rejected() {
 fn misspelled_key_rejected() {
     assert_eq!(
         problem("      allowed_origin: [\"https://app.example.com\"]\n"),
-        ["line 2: check `api_cors`, field `cors.allowed_origins`: no origin given; list the front end's origins under `allowed_origins`, or origins that must not get access under `rejected_origins`",
+        ["line 6: check `api_cors`, field `cors.allowed_origins`: no origin given; list the front end's origins under `allowed_origins`, or origins that must not get access under `rejected_origins`",
          "line 8: check `api_cors`, field `cors.allowed_origin`: unknown key `allowed_origin`; check the spelling (expected one of `url`, `method`, `request_headers`, `headers`, `allowed_origins`, `rejected_origins`, `probe_origin`, `credentials`, `allow_wildcard`, `preflight`, `require_vary`, `expect_status`, `ca_file`)"]
     );
 }

@@ -510,7 +510,7 @@ fn empty_file_path_rejected() {
 fn missing_item_key_rejected() {
     assert_eq!(
         problems(""),
-        ["line 2: check `uat_signed_off`, field `signoff.item`: required key `item` is missing"]
+        ["line 6: check `uat_signed_off`, field `signoff.item`: required key `item` is missing"]
     );
 }
 

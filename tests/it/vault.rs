@@ -532,10 +532,10 @@ async fn real_node_uninitialized_sealed_then_unsealed() {
     assert_outcome(&resealed, Status::Fail, Reason::VaultSealed, "sealed");
 }
 
-/// Starts a server that accepts any token and responds to each listing endpoint differently:
-/// `sys/auth` as Vault does but with a type name of 10,000 characters at `long/`, `sys/mounts`
-/// with more bytes than the exporter reads, `sys/policy`
-/// with a body that is not JSON, and a KV metadata read with a field of the wrong type.
+/// Starts a server that accepts any token and breaks each listing endpoint in its own way.
+/// `sys/auth` lists a type name of 10,000 characters at `long/`. `sys/mounts` sends more bytes
+/// than the exporter reads, `sys/policy` a body that is not JSON, and the KV metadata a field of
+/// the wrong type.
 async fn misbehaving_vault() -> TestServer {
     serve_fn(|request| match request.uri().path() {
         "/v1/auth/token/lookup-self" => respond(200, r#"{"data":{"ttl":0,"renewable":false}}"#),
@@ -985,6 +985,63 @@ async fn secret_reference_resolved_and_refreshed() {
         "{}",
         missing_key.message
     );
+}
+
+#[tokio::test]
+async fn failed_secret_read_retried_before_refresh() {
+    let Some(server) = dev() else { return };
+    let (target, seen) = recording_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = server.token(&[EXPORTER_POLICY], &[]);
+    let vault = vault_block(
+        &server,
+        dir.path(),
+        &token,
+        "  secret_refresh_interval: 1h\n",
+    );
+    let checks = load(
+        dir,
+        &vault,
+        &[item(
+            "late",
+            "http",
+            &format!(
+                "url: {}\nheaders:\n  Authorization: {{ vault: {{ mount: secret, path: readiness-exporter/late, key: token }} }}",
+                target.url("http", "/")
+            ),
+        )],
+    );
+    let vault = checks.config.vault.clone().unwrap();
+    vault.start().await;
+    let before = checks.run("late").await;
+    assert_outcome(
+        &before,
+        Status::Error,
+        Reason::SecretUnavailable,
+        "does not exist",
+    );
+
+    // The secret appears long before the hourly refresh; the failed read is retried sooner.
+    server.bao(&[
+        "kv",
+        "put",
+        "secret/readiness-exporter/late",
+        "token=Bearer late-value",
+    ]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let outcome = checks.run("late").await;
+        if outcome.status == Status::Pass {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the secret was not read again: {}",
+            outcome.message
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "Bearer late-value");
 }
 
 #[tokio::test]

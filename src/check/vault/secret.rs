@@ -97,12 +97,23 @@ impl SecretCheck {
                 "path is empty; write the secret's path inside the mount, such as `payments/db`",
             );
         }
+        let inside = crate::vault::path_inside_mount(&mount, &path);
+        if let Some(inside) = inside {
+            ctx.problem(
+                "vault_secret.path",
+                format!("`{path}` is the API path; write the secret's path inside the mount, `{inside}`"),
+            );
+        }
         let max_age = spec
             .max_age
             .as_ref()
             .and_then(|value| ctx.duration("vault_secret.max_age", value));
         let vault = ctx.vault("vault_secret");
-        if mount.is_empty() || path.is_empty() || (spec.max_age.is_some() && max_age.is_none()) {
+        if mount.is_empty()
+            || path.is_empty()
+            || inside.is_some()
+            || (spec.max_age.is_some() && max_age.is_none())
+        {
             return None;
         }
         Some(SecretCheck {
@@ -125,7 +136,11 @@ impl SecretCheck {
             Ok(Err(err)) if err.status() == Some(404) => {
                 return Outcome::fail(
                     Reason::VaultSecretMissing,
-                    format!("no secret exists at {location}"),
+                    format!(
+                        "no secret exists at {location}; check that `{}` is a KV version 2 mount and that the path is inside it{}",
+                        self.mount,
+                        self.mount_name_hint()
+                    ),
                 );
             }
             Ok(Err(err)) => return request_failed(&self.vault, &location, &err).await,
@@ -192,6 +207,20 @@ impl SecretCheck {
             format_duration(Duration::from_secs(age.as_secs()))
         )))
         .with_value(current as f64)
+    }
+}
+
+impl SecretCheck {
+    /// Returns advice for a path that repeats the mount's name, a common slip.
+    fn mount_name_hint(&self) -> String {
+        match self
+            .path
+            .strip_prefix(&self.mount)
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            Some(inside) => format!(" (without the mount's name: `{inside}`)"),
+            None => String::new(),
+        }
     }
 }
 
