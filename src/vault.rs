@@ -588,11 +588,17 @@ impl Vault {
                     .await
                     .map(|envelope| envelope.auth)
                     .map_err(|err| {
-                        login_error(
+                        let error = login_error(
                             &self.address,
                             &format!("Kubernetes login with role `{role}` at `auth/{mount}`"),
                             &err,
-                        )
+                        );
+                        match (error, err.status()) {
+                            (VaultError::Login(message), Some(400 | 403)) => VaultError::Login(format!(
+                                "{message}; check that the Kubernetes auth method is enabled at `auth/{mount}` and that role `{role}` is bound to the exporter's service account and namespace"
+                            )),
+                            (error, _) => error,
+                        }
                     })?;
                 Ok(Lease {
                     token: Secret::new(auth.client_token),

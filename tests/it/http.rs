@@ -522,3 +522,15 @@ async fn relative_secret_file_follows_config() {
     let outcome = scheduler::execute(&config.checks[0]).await.outcome;
     assert_outcome(&outcome, Status::Pass, Reason::Ok);
 }
+
+#[tokio::test]
+async fn https_to_plain_http_suggests_scheme() {
+    let server = serve_fn(|_| respond(200, "plain")).await;
+    let outcome = run(&format!("url: {}", server.url("https", "/health"))).await;
+    assert_outcome(&outcome, Status::Error, Reason::TlsError);
+    assert!(
+        outcome.message.contains("write the URL with `http://`"),
+        "{}",
+        outcome.message
+    );
+}

@@ -1163,6 +1163,29 @@ async fn kubernetes_auth_logs_in_with_service_account() {
     assert_outcome(&outcome, Status::Pass, Reason::Ok, "");
     assert_eq!(reviewed.lock().unwrap().as_slice(), ["POST"]);
     assert!(!outcome.message.contains(&jwt));
+
+    // A mount where no Kubernetes auth method is enabled is refused with 403.
+    let other = tempfile::tempdir().unwrap();
+    let other_jwt = other.path().join("sa-token");
+    std::fs::write(&other_jwt, &jwt).unwrap();
+    let vault = format!(
+        "vault:\n  address: {}\n  auth:\n    kubernetes:\n      role: readiness-exporter\n      mount: k8s-not-enabled\n      service_account_token_file: {}\n",
+        server.address,
+        other_jwt.display()
+    );
+    let checks = load(
+        other,
+        &vault,
+        &[item("policies", "vault_policy", "policies: [default]")],
+    );
+    let refused = checks.run("policies").await;
+    assert_outcome(
+        &refused,
+        Status::Error,
+        Reason::VaultAuthFailed,
+        "check that the Kubernetes auth method is enabled at `auth/k8s-not-enabled`",
+    );
+    assert!(!refused.message.contains(&jwt));
 }
 
 /// Builds a JWT with a service account's claims and a made-up signature. Vault does not verify

@@ -214,13 +214,19 @@ impl MountCheck {
             Some(serde_json::Value::Number(number)) if number.is_u64() => {
                 Some(Some(number.to_string()))
             }
-            Some(serde_json::Value::String(text)) if !text.trim().is_empty() => {
+            Some(serde_json::Value::String(text))
+                if !text.trim().is_empty() && text.trim().bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 Some(Some(text.trim().to_string()))
             }
             Some(other) => {
+                let shown = match &other {
+                    serde_json::Value::String(text) => text.clone(),
+                    value => value.to_string(),
+                };
                 ctx.problem(
                     "vault_mount.version",
-                    format!("invalid version `{other}`; write the engine version from the mount's options, such as `2` for KV version 2"),
+                    format!("invalid version `{shown}`; write the engine version from the mount's options as a number, such as `2` for KV version 2"),
                 );
                 None
             }
@@ -309,12 +315,24 @@ fn non_empty_path(
     Some(mount_key(path.trim()))
 }
 
+/// Validates a type name: Vault writes `kv`, `kubernetes` and the like in lowercase.
 fn non_empty(ctx: &mut BuildContext<'_>, field: &str, value: &str, what: &str) -> Option<String> {
-    if value.trim().is_empty() {
+    let value = value.trim();
+    if value.is_empty() {
         ctx.problem(field, format!("value is empty; write {what}"));
         return None;
     }
-    Some(value.trim().to_string())
+    if value.chars().any(char::is_uppercase) {
+        ctx.problem(
+            field,
+            format!(
+                "type `{value}` has capitals, but Vault's type names are lowercase; write `{}`",
+                value.to_lowercase()
+            ),
+        );
+        return None;
+    }
+    Some(value.to_string())
 }
 
 /// The maximum number of names a message lists before it counts the rest.
