@@ -770,8 +770,8 @@ pub(crate) fn classify(err: &reqwest::Error, url: &Url) -> (Reason, String) {
         Reason::ConnectionRefused => {
             format!("connection to {target} refused; check that the service is running and listening on that port")
         }
-        // A server that speaks plain HTTP answers the ClientHello with bytes that are no TLS
-        // record, which rustls reports as an invalid content type.
+        // A server that speaks plain HTTP responds to the ClientHello with bytes that are no
+        // TLS record, which rustls reports as an invalid content type.
         Reason::TlsError if cause.contains("InvalidContentType") => format!(
             "TLS handshake with {target} failed: {cause}; the server does not seem to speak TLS on that port, so if it serves plain HTTP, write the URL with `http://`"
         ),
