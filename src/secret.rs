@@ -21,8 +21,10 @@ use crate::vault::Vault;
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Where a secret value is read from.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+///
+/// It deserializes only from a map with one of the keys `env`, `file` and `vault`. A scalar, such
+/// as a password pasted into the file, is refused with a message that does not repeat it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SecretRef {
     /// The value of an environment variable.
     Env(String),
@@ -30,6 +32,103 @@ pub enum SecretRef {
     File(PathBuf),
     /// One key of a Vault KV version 2 secret, read through the top-level `vault` connection.
     Vault(VaultRef),
+}
+
+/// The map forms of [`SecretRef`], as serde derives them.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum Tagged {
+    Env(String),
+    File(PathBuf),
+    Vault(VaultRef),
+}
+
+impl From<Tagged> for SecretRef {
+    fn from(tagged: Tagged) -> Self {
+        match tagged {
+            Tagged::Env(name) => SecretRef::Env(name),
+            Tagged::File(path) => SecretRef::File(path),
+            Tagged::Vault(reference) => SecretRef::Vault(reference),
+        }
+    }
+}
+
+/// The message for a secret-valued field written as a scalar. It never contains the value,
+/// which is most often the credential itself.
+const LITERAL_SECRET: &str = "a credential written into the configuration is not accepted, and \
+     its value is not shown; store it in an environment variable, a file or Vault and write \
+     `{ env: VARIABLE }`, `{ file: /path/to/file }` or `{ vault: { mount: M, path: P, key: K } }`";
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ReferenceVisitor)
+    }
+}
+
+/// Accepts a map and refuses every other shape without naming the value it saw, because serde's
+/// default "invalid type" messages quote scalars.
+struct ReferenceVisitor;
+
+impl ReferenceVisitor {
+    fn literal<E: serde::de::Error>() -> Result<SecretRef, E> {
+        Err(E::custom(LITERAL_SECRET))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ReferenceVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret reference")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
+        Tagged::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(SecretRef::from)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<SecretRef, E> {
+        Self::literal()
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+        Err(E::custom(
+            "empty secret reference; write `{ env: VARIABLE }`, `{ file: /path/to/file }` or `{ vault: { mount: M, path: P, key: K } }`",
+        ))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+        Err(serde::de::Error::custom(
+            "a list is not a secret reference; write one `{ env: VARIABLE }`, `{ file: /path/to/file }` or `{ vault: { mount: M, path: P, key: K } }`",
+        ))
+    }
 }
 
 /// A key of a Vault KV version 2 secret: `{ vault: { mount: secret, path: app/db, key: password } }`.

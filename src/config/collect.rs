@@ -86,7 +86,13 @@ pub fn deserialize_collecting<T: DeserializeOwned>(mut value: Value) -> Collecte
         }
         let in_placeholder = placeholders.iter().any(|p| path.starts_with(p));
         let was_removed = removed.contains(&path);
-        if !in_placeholder && !was_removed {
+        // A one-key map such as `{ token: ... }` whose only key was removed for its own error
+        // is now empty; that follows from the error already reported.
+        let emptied = text.contains("expected map with a single key")
+            && removed
+                .iter()
+                .any(|gone| gone.len() == path.len() + 1 && gone.starts_with(&path));
+        if !in_placeholder && !was_removed && !emptied {
             errors.push(FieldError {
                 path: format_path(&path),
                 message: describe(&kind, &text),
