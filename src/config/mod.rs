@@ -341,29 +341,41 @@ fn parse_document(
     text: &str,
     env: Option<HashMap<String, String>>,
 ) -> Result<serde_json::Value, ConfigError> {
-    // serde-saphyr reports line and column, which the `config` crate does not, so it checks the
-    // syntax first.
-    if let Err(err) = serde_saphyr::from_str::<serde_json::Value>(text) {
-        // serde-saphyr starts its message with "error: ", which the CLI already prints.
-        let message = err.to_string();
-        let message = message.strip_prefix("error: ").unwrap_or(&message);
-        // The duplicate-key message ends with advice to the library's caller, not to the user.
-        let message = message.replace(
-            ", set DuplicateKeyPolicy in Options if acceptable",
-            "; write each key once in a map",
-        );
-        return Err(ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message,
-        });
-    }
+    // serde-saphyr reports line and column, which the `config` crate does not, so it parses the
+    // file; it also expands YAML merge keys (`<<: *anchor`), which the `config` crate's YAML
+    // reader keeps as ordinary keys. The `config` crate then only applies the overrides.
+    let document = match serde_saphyr::from_str::<serde_json::Value>(text) {
+        Ok(document) => document,
+        Err(err) => {
+            // serde-saphyr starts its message with "error: ", which the CLI already prints.
+            let message = err.to_string();
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            // The duplicate-key message ends with advice to the library's caller, not to the user.
+            let message = message.replace(
+                ", set DuplicateKeyPolicy in Options if acceptable",
+                "; write each key once in a map",
+            );
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message,
+            });
+        }
+    };
+    // An empty file is an empty map, so that it reports the missing checks.
+    let document = match document {
+        serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
+        other => other,
+    };
     let environment = config::Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("__")
         .separator("__")
         .try_parsing(true)
         .source(env);
     let merged = config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Yaml))
+        .add_source(config::File::from_str(
+            &document.to_string(),
+            config::FileFormat::Json,
+        ))
         .add_source(environment)
         .build()
         .and_then(|merged| merged.try_deserialize::<serde_json::Value>())

@@ -395,3 +395,42 @@ fn duplicate_key_names_the_fix() {
     );
     assert!(!message.contains("DuplicateKeyPolicy"), "{message}");
 }
+
+#[test]
+fn merge_keys_share_a_block_with_overrides() {
+    let shared = "
+checks:
+  - id: orders_db
+    title: Orders database
+    section: Database
+    severity: critical
+    postgres_reachable:
+      connection: &db
+        host: 127.0.0.1
+        user: readiness
+        sslmode: disable
+  - id: ledger_db
+    title: Ledger database
+    section: Database
+    severity: critical
+    postgres_reachable:
+      connection:
+        <<: *db
+        database: ledger
+";
+    let loaded = load_text(shared, &[]).expect("a merge key that fills the required keys");
+    assert_eq!(loaded.checks.len(), 2);
+
+    // A key written beside the merge key wins over the merged one, so the bad mode is seen.
+    let overridden = shared.replace("database: ledger", "sslmode: prefer");
+    let ConfigError::Invalid { problems, .. } = load_text(&overridden, &[]).unwrap_err() else {
+        panic!("an unknown sslmode loaded");
+    };
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("check `ledger_db`")
+            && problems[0].contains("unknown sslmode `prefer`"),
+        "{problems:?}"
+    );
+}
