@@ -108,6 +108,12 @@ async fn sslmodes_verify_chain_and_name() {
         "{}",
         full.message
     );
+    assert!(
+        full.message
+            .contains("set `connection.host` to a name the certificate holds"),
+        "{}",
+        full.message
+    );
 
     let ca = ran.outcome("ca_by_ip");
     assert_eq!(ca.status, Status::Pass, "{}", ca.message);
@@ -118,6 +124,14 @@ async fn sslmodes_verify_chain_and_name() {
     assert_eq!(untrusted.reason, Reason::TlsError, "{}", untrusted.message);
     assert!(
         untrusted.message.contains("UnknownIssuer"),
+        "{}",
+        untrusted.message
+    );
+    assert!(
+        untrusted.message.contains(&format!(
+            "not signed by a CA in the CA file `{}`",
+            other_ca_file.display()
+        )),
         "{}",
         untrusted.message
     );
@@ -162,7 +176,7 @@ async fn old_server_version_fails() {
     let ran = run_checks(&check(
         "version",
         "postgres_reachable",
-        &[("connection", &monitor), ("min_server_version", "99.1")],
+        &[("connection", &monitor), ("min_server_version", "\"99.1\"")],
     ))
     .await;
 
@@ -249,6 +263,71 @@ async fn oversized_server_message_stops_read() {
     );
 }
 
+#[tokio::test]
+async fn http_server_on_the_port_is_named() {
+    // A web server answers the startup message with an HTTP error page and closes.
+    let server = support::tcp_server(|mut stream| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut request = vec![0u8; 1024];
+        let _ = stream.read(&mut request).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await;
+    })
+    .await;
+    let port = server.addr.port();
+    let plain = format!("{{ host: 127.0.0.1, port: {port}, user: app, sslmode: disable }}");
+    let tls = format!("{{ host: 127.0.0.1, port: {port}, user: app, sslmode: require }}");
+    let checks = [
+        check("plain", "postgres_reachable", &[("connection", &plain)]),
+        check("tls", "postgres_reachable", &[("connection", &tls)]),
+    ];
+    let ran = run_checks(&checks.concat()).await;
+
+    let plain = ran.outcome("plain");
+    assert_eq!(plain.status, Status::Error, "{}", plain.message);
+    assert!(
+        plain
+            .message
+            .contains("does not speak the PostgreSQL protocol, so check the port"),
+        "{}",
+        plain.message
+    );
+    let tls = ran.outcome("tls");
+    assert_eq!(tls.status, Status::Error, "{}", tls.message);
+    assert!(
+        tls.message.contains("check that the port is PostgreSQL's"),
+        "{}",
+        tls.message
+    );
+}
+
+#[tokio::test]
+async fn missing_password_names_the_key() {
+    let bin = require_postgres!();
+    let cluster = shared_primary(&bin);
+    let with_password = cluster.connection("app", APP_PASSWORD);
+    let start = with_password
+        .find("password: {")
+        .expect("connection has a password");
+    let end = start + with_password[start..].find("}, ").expect("password ends") + 3;
+    let without = format!("{}{}", &with_password[..start], &with_password[end..]);
+    let ran = run_checks(&check(
+        "no_password",
+        "postgres_reachable",
+        &[("connection", &without)],
+    ))
+    .await;
+
+    let outcome = ran.outcome("no_password");
+    assert_eq!(outcome.reason, Reason::Unauthorized, "{}", outcome.message);
+    assert!(
+        outcome.message.contains("`connection.password` is not set"),
+        "{}",
+        outcome.message
+    );
+}
+
 fn problems(checks: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = support::write_config(dir.path(), &format!("checks:\n{checks}"));
@@ -299,11 +378,37 @@ fn invalid_connection_settings_rejected() {
             &[("connection", "{ host: /run/postgresql, user: u }")],
         ),
         check(
+            "host_port",
+            "postgres_reachable",
+            &[("connection", "{ host: \"db:5433\", user: u }")],
+        ),
+        check(
+            "url",
+            "postgres_reachable",
+            &[(
+                "connection",
+                "{ host: \"postgres://db:5433/orders\", user: u }",
+            )],
+        ),
+        check(
+            "ipv6",
+            "postgres_reachable",
+            &[("connection", "{ host: \"::1\", user: u }")],
+        ),
+        check(
             "version",
             "postgres_reachable",
             &[
                 ("connection", "{ host: db, user: u }"),
                 ("min_server_version", "fifteen"),
+            ],
+        ),
+        check(
+            "unquoted",
+            "postgres_reachable",
+            &[
+                ("connection", "{ host: db, user: u }"),
+                ("min_server_version", "15.20"),
             ],
         ),
     ];
@@ -314,7 +419,10 @@ fn invalid_connection_settings_rejected() {
         "check `ca_unused`, field `postgres_reachable.connection.ca_file`: `ca_file` has no effect with sslmode `require`",
         "check `plain_tls`, field `postgres_reachable.require_tls`: `require_tls: true` cannot pass with sslmode `disable`",
         "check `socket`, field `postgres_reachable.connection.host`: host `/run/postgresql` is a Unix socket directory",
+        "check `host_port`, field `postgres_reachable.connection.host`: host `db:5433` contains a port; write the host name alone and the port in `port`",
+        "check `url`, field `postgres_reachable.connection.host`: host `postgres://db:5433/orders` is a URL",
         "check `version`, field `postgres_reachable.min_server_version`: invalid version `fifteen`",
+        "check `unquoted`, field `postgres_reachable.min_server_version`: version `15.2` is a number, and YAML drops its trailing zeros",
     ];
     for text in expected {
         assert!(
@@ -370,6 +478,11 @@ fn invalid_kind_settings_rejected() {
             "ef_migrations",
             &[connection, ("expected_migration", "\"\"")],
         ),
+        check(
+            "name_only",
+            "ef_migrations",
+            &[connection, ("expected_migration", "AddInvoices")],
+        ),
     ];
     let found = problems(&checks.concat());
     let expected = [
@@ -379,6 +492,7 @@ fn invalid_kind_settings_rejected() {
         "check `role`, field `postgres_replication.min_standbys`: `min_standbys` applies to the primary only",
         "check `sync`, field `postgres_replication.min_synchronous`: `min_synchronous` (2) is larger than `min_standbys` (1)",
         "check `empty_id`, field `ef_migrations.expected_migration`: expected migration is empty",
+        "check `name_only`, field `ef_migrations.expected_migration`: `AddInvoices` is not a migration id",
     ];
     for text in expected {
         assert!(
@@ -996,6 +1110,20 @@ async fn query_empty_and_null_follow_policy() {
                 ("max", "5"),
             ],
         ),
+        check(
+            "boolean",
+            "postgres_query",
+            &[connection, ("sql", "\"SELECT true\""), ("max", "5")],
+        ),
+        check(
+            "interval",
+            "postgres_query",
+            &[
+                connection,
+                ("sql", "\"SELECT interval '5 minutes'\""),
+                ("max", "5"),
+            ],
+        ),
     ];
     let ran = run_checks(&checks.concat()).await;
 
@@ -1021,6 +1149,28 @@ async fn query_empty_and_null_follow_policy() {
         two_rows.message.contains("returned 2 rows"),
         "{}",
         two_rows.message
+    );
+
+    // The advice for each type is SQL that works for it.
+    let boolean = ran.outcome("boolean");
+    assert_eq!(
+        boolean.reason,
+        Reason::InvalidResponse,
+        "{}",
+        boolean.message
+    );
+    assert!(boolean.message.contains("`::int`"), "{}", boolean.message);
+    let interval = ran.outcome("interval");
+    assert_eq!(
+        interval.reason,
+        Reason::InvalidResponse,
+        "{}",
+        interval.message
+    );
+    assert!(
+        interval.message.contains("extract(epoch from"),
+        "{}",
+        interval.message
     );
 }
 
@@ -1134,6 +1284,15 @@ async fn ef_migrations_compare_newest_id() {
             ],
         ),
         check(
+            "misspelled",
+            "ef_migrations",
+            &[
+                connection,
+                ef,
+                ("expected_migration", "20240301120000_AddInvoice"),
+            ],
+        ),
+        check(
             "missing",
             "ef_migrations",
             &[connection, ("expected_migration", MIGRATIONS[2])],
@@ -1188,6 +1347,21 @@ async fn ef_migrations_compare_newest_id() {
         unknown.message.contains("not in the history"),
         "{}",
         unknown.message
+    );
+
+    let misspelled = ran.outcome("misspelled");
+    assert_eq!(
+        misspelled.reason,
+        Reason::MigrationMismatch,
+        "{}",
+        misspelled.message
+    );
+    assert!(
+        misspelled
+            .message
+            .contains("check the spelling of `expected_migration`"),
+        "{}",
+        misspelled.message
     );
 
     let missing = ran.outcome("missing");

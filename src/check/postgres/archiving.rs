@@ -266,6 +266,7 @@ mod tests {
             password: None,
             sslmode: super::super::SslMode::Disable,
             tls: None,
+            ca_file: None,
             connect_timeout: None,
             statement_timeout: None,
         }

@@ -52,6 +52,13 @@ impl MigrationsCheck {
                 "ef_migrations.expected_migration",
                 "expected migration is empty; write the id of the release's newest migration, such as `20240301120000_AddOrders`",
             );
+        } else if !has_timestamp(&expected) {
+            // Ids are compared in byte order to tell pending from unknown migrations, which
+            // only works for ids that start with the timestamp EF Core gives them.
+            ctx.problem(
+                "ef_migrations.expected_migration",
+                format!("`{expected}` is not a migration id; write the id as the history table stores it: a 14-digit timestamp, `_` and the name, such as `20240301120000_AddOrders`"),
+            );
         }
         let schema = spec.schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
         let table = spec.table.unwrap_or_else(|| DEFAULT_TABLE.to_string());
@@ -140,11 +147,28 @@ impl MigrationsCheck {
                 format!("applied `{newest}`, expected `{expected}`; apply the pending migrations before the release goes live"),
             );
         }
+        if newest.get(..TIMESTAMP_DIGITS) == expected.get(..TIMESTAMP_DIGITS) {
+            return Outcome::fail(
+                Reason::MigrationMismatch,
+                format!("applied `{newest}` has the timestamp of expected `{expected}` but another name; check the spelling of `expected_migration`"),
+            );
+        }
         Outcome::fail(
             Reason::MigrationMismatch,
             format!("applied `{newest}`, expected `{expected}`, which is not in the history; the database has migrations this release does not know"),
         )
     }
+}
+
+/// The length of the timestamp that starts every migration id EF Core generates.
+const TIMESTAMP_DIGITS: usize = 14;
+
+/// Tells whether `id` starts like an EF Core migration id: 14 digits, `_` and a name.
+fn has_timestamp(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.len() > TIMESTAMP_DIGITS + 1
+        && bytes[..TIMESTAMP_DIGITS].iter().all(u8::is_ascii_digit)
+        && bytes[TIMESTAMP_DIGITS] == b'_'
 }
 
 fn is_missing_table(err: &tokio_postgres::Error) -> bool {
@@ -161,6 +185,15 @@ fn quote_identifier(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn migration_ids_need_a_timestamp() {
+        assert!(has_timestamp("20240301120000_AddOrders"));
+        assert!(!has_timestamp("AddOrders"));
+        assert!(!has_timestamp("20240301120000_"));
+        assert!(!has_timestamp("2024030112000_AddOrders"));
+        assert!(!has_timestamp("20240301120000AddOrders"));
+    }
 
     #[test]
     fn identifiers_are_quoted() {

@@ -97,6 +97,8 @@ pub struct Connection {
     password: Option<SecretRef>,
     sslmode: SslMode,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The CA file the server certificate is verified against, for messages.
+    ca_file: Option<PathBuf>,
     connect_timeout: Option<Duration>,
     statement_timeout: Option<Duration>,
 }
@@ -125,6 +127,16 @@ impl Connection {
             ctx.problem(
                 format!("{field}.host"),
                 format!("host `{host}` lists several hosts; write one host and add one check per server"),
+            );
+        } else if host.contains("://") {
+            ctx.problem(
+                format!("{field}.host"),
+                format!("host `{host}` is a URL; write the host name alone, and the port, database and user in their own keys"),
+            );
+        } else if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err() {
+            ctx.problem(
+                format!("{field}.host"),
+                format!("host `{host}` contains a port; write the host name alone and the port in `port`"),
             );
         }
         let port = spec.port.unwrap_or(DEFAULT_PORT);
@@ -159,6 +171,7 @@ impl Connection {
             );
         }
         let tls = sslmode.and_then(|mode| build_tls(mode, spec.ca_file.as_deref(), field, ctx));
+        let ca_file = spec.ca_file.clone();
 
         let password = spec
             .password
@@ -184,6 +197,7 @@ impl Connection {
             password,
             sslmode: sslmode?,
             tls: tls?,
+            ca_file,
             connect_timeout,
             statement_timeout,
         })
@@ -323,8 +337,20 @@ impl Connection {
 
     fn connect_error(&self, err: &tokio_postgres::Error) -> Outcome {
         let target = self.target();
-        let reason = classify(err);
+        let mut reason = classify(err);
         let cause = describe(err);
+        // tokio-postgres' texts (0.7) for a server that asks for a password the check does not
+        // have, for a server that refuses TLS, and for bytes that are not the protocol.
+        if cause.ends_with("password missing") {
+            reason = Reason::Unauthorized;
+            return Outcome::error(
+                reason,
+                format!(
+                    "login to {target} as `{}` failed: the server asks for a password and `connection.password` is not set; add it as a secret reference",
+                    self.user
+                ),
+            );
+        }
         let message = match reason {
             Reason::Unauthorized => format!(
                 "login to {target} as `{}` failed: {cause}; check the password and pg_hba.conf",
@@ -333,14 +359,64 @@ impl Connection {
             Reason::ConnectionRefused => format!(
                 "connection to {target} refused; check that PostgreSQL is running and listening on that address"
             ),
-            Reason::TlsError => format!(
-                "TLS with {target} failed (sslmode {}): {cause}",
+            Reason::TlsError if cause.ends_with("server does not support TLS") => format!(
+                "TLS with {target} failed (sslmode {}): {cause}; enable `ssl` on the server, check that the port is PostgreSQL's, or set `sslmode: disable` on a trusted network",
                 self.sslmode.as_str()
             ),
+            Reason::TlsError => format!(
+                "TLS with {target} failed (sslmode {}): {cause}{}",
+                self.sslmode.as_str(),
+                self.tls_hint(err)
+            ),
             Reason::Timeout => format!("connection to {target} timed out: {cause}"),
+            _ if cause.contains("bytes remaining on stream")
+                || cause.contains("unexpected message from server") =>
+            {
+                format!("connection to {target} failed: {cause}; the server does not speak the PostgreSQL protocol, so check the port")
+            }
             _ => format!("connection to {target} failed: {cause}"),
         };
         Outcome::error(reason, message)
+    }
+
+    /// Returns advice for a certificate that failed verification, with a leading `; `, or
+    /// nothing when the failure is not about the certificate.
+    fn tls_hint(&self, err: &tokio_postgres::Error) -> String {
+        let mut source: Option<&(dyn StdError + 'static)> = err.source();
+        let mut found = None;
+        while let Some(cause) = source {
+            found = cause.downcast_ref::<rustls::Error>().or_else(|| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            });
+            if found.is_some() {
+                break;
+            }
+            source = cause.source();
+        }
+        let Some(rustls::Error::InvalidCertificate(problem)) = found else {
+            return String::new();
+        };
+        let roots = match &self.ca_file {
+            Some(path) => format!("the CA file `{}`", path.display()),
+            None => "the system trust store".to_string(),
+        };
+        match problem {
+            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature => {
+                format!("; the server certificate is not signed by a CA in {roots}, so set `connection.ca_file` to the CA that signs it")
+            }
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. } => format!(
+                "; the server certificate is not issued for `{}`, so set `connection.host` to a name the certificate holds, or use sslmode `verify-ca` to skip the name check",
+                self.host
+            ),
+            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. } => {
+                "; the server certificate has expired, so renew it on the server".to_string()
+            }
+            _ => String::new(),
+        }
     }
 }
 

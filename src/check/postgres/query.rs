@@ -167,7 +167,7 @@ impl QueryCheck {
         if !is_timestamp && !Number::accepts(&column_type) {
             return Outcome::error(
                 Reason::InvalidResponse,
-                format!("the query returns a column of type `{column_type}`, which is neither a number nor a timestamp; cast it, for example with `::numeric` or `::timestamptz`"),
+                format!("the query returns a column of type `{column_type}`, which is neither a number nor a timestamp; {}", conversion_hint(&column_type)),
             );
         }
         match (&self.threshold, is_timestamp) {
@@ -378,6 +378,20 @@ fn numeric_from_binary(raw: &[u8]) -> Result<f64, Box<dyn StdError + Sync + Send
         value += digit * 10_000f64.powi(i32::from(weight) - i as i32);
     }
     Ok(if sign == 0x4000 { -value } else { value })
+}
+
+/// Suggests how to turn a column of `column_type` into a number or a timestamp in SQL.
+fn conversion_hint(column_type: &tokio_postgres::types::Type) -> &'static str {
+    use tokio_postgres::types::Type;
+    match *column_type {
+        Type::BOOL => "count it as a number with `::int` (true is 1)",
+        Type::INTERVAL => "turn it into seconds with `extract(epoch from ...)`",
+        Type::DATE => "cast it with `::timestamptz`",
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+            "cast it with `::numeric` or `::timestamptz`, whichever the text holds"
+        }
+        _ => "cast it, for example with `::numeric` or `::timestamptz`",
+    }
 }
 
 #[cfg(test)]

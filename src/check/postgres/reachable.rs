@@ -72,6 +72,17 @@ impl ReachableCheck {
                     serde_json::Value::Number(number) => number.to_string(),
                     other => other.to_string(),
                 };
+                let is_float =
+                    matches!(value, serde_json::Value::Number(number) if number.is_f64());
+                if is_float {
+                    // YAML reads 15.20 as the number 15.2, so the minor version the user wrote
+                    // is lost before it reaches the check.
+                    ctx.problem(
+                        "postgres_reachable.min_server_version",
+                        format!("version `{text}` is a number, and YAML drops its trailing zeros (`15.20` reads as 15.2); write it in quotes, such as `\"{text}\"`"),
+                    );
+                    return None;
+                }
                 match parse_version(&text) {
                     Some(number) => Some(number),
                     None => {
