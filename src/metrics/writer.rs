@@ -429,7 +429,7 @@ mod tests {
                 behaviour: Behaviour::Panic,
                 counters: Arc::new(Counters::default()),
             }),
-            definition: serde_json::json!({ "id": id, "title": title }),
+            definition: serde_json::json!({ "id": id, "title": title }).into(),
         })
     }
 
