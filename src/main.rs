@@ -280,7 +280,6 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
     Ok(())
 }
 
-/// Returns a channel that receives the name of each SIGTERM and SIGINT, in order of arrival.
 /// Returns the heap's free pages to the kernel.
 ///
 /// Loading the configuration allocates parse trees several times the size of what the checks
@@ -296,6 +295,7 @@ fn release_free_heap() {
     }
 }
 
+/// Returns a channel that receives the name of each SIGTERM and SIGINT, in order of arrival.
 fn stop_signals() -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<&'static str>> {
     let mut terminate =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;

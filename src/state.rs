@@ -189,6 +189,10 @@ impl State {
                 Some(mut entry) if entry.def.definition == def.definition => {
                     entry.series = Arc::new(SeriesParts::render(def));
                     entry.def = def.clone();
+                    entry.stale_at = entry.last.as_ref().and_then(|last| {
+                        last.finished()
+                            .checked_add(def.interval * STALE_AFTER_INTERVALS)
+                    });
                     entry
                 }
                 _ => Entry::new(def.clone()),
