@@ -238,6 +238,7 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
             format!("cannot listen on {address}; free the port or change global.listen_address")
         })?;
     let exporter = Exporter::start_loaded(&path, None, config);
+    release_free_heap();
     info!(version = readiness_exporter::metrics::VERSION, address = %address, "Exporter started");
 
     let reloader = exporter.clone();
@@ -276,6 +277,21 @@ async fn run_server(path: PathBuf, web_config: Option<PathBuf>) -> anyhow::Resul
     exporter.stop();
     info!("Exporter stopped");
     Ok(())
+}
+
+/// Returns the heap's free pages to the kernel.
+///
+/// Loading the configuration allocates parse trees several times the size of what the checks
+/// keep, and glibc leaves the freed pages between live allocations resident: about 0.8 MiB with
+/// 1,000 checks, of about 5.6 MiB of anonymous memory (docs/benchmarks.md). Reloads do not call
+/// this; the pages they free are reused by later allocations.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes the allocator's own locks and only releases pages of free
+    // chunks, so no live allocation is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Returns a channel that receives the name of each SIGTERM and SIGINT, in order of arrival.

@@ -25,6 +25,7 @@ use crate::state::{Entry, State};
 
 mod writer;
 
+pub(crate) use writer::RunValues;
 pub use writer::{encode_state, SeriesParts};
 
 /// The content type of the exposition: OpenMetrics text, which Prometheus requests first.

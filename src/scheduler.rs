@@ -418,7 +418,8 @@ mod tests {
                 behaviour,
                 counters: counters.clone(),
             }),
-            definition: serde_json::json!({ "id": id, "interval": interval, "timeout": timeout }),
+            definition: serde_json::json!({ "id": id, "interval": interval, "timeout": timeout })
+                .into(),
         })
     }
 

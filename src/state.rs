@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::check::{Outcome, Reason, Status};
 use crate::config::CheckDef;
-use crate::metrics::SeriesParts;
+use crate::metrics::{RunValues, SeriesParts};
 
 /// How many intervals a result stays current before it counts as unknown.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
@@ -43,6 +43,11 @@ pub struct Entry {
     /// The parts of the check's `/metrics` series that change only with its definition,
     /// rendered when the definition is set.
     pub(crate) series: Arc<SeriesParts>,
+    /// The `/metrics` sample values of the last run, formatted when its result was stored.
+    pub(crate) run_values: Option<RunValues>,
+    /// When the last result becomes stale, or `None` before the first run or when that time
+    /// is past what `SystemTime` can hold.
+    stale_at: Option<SystemTime>,
 }
 
 impl Entry {
@@ -53,15 +58,19 @@ impl Entry {
             last: None,
             last_success: None,
             failures: BTreeMap::new(),
+            run_values: None,
+            stale_at: None,
         }
     }
 
     /// Returns the status that outputs show at `now`, as [`Entry::effective`] does, without
     /// building the message.
     pub fn status_at(&self, now: SystemTime) -> Status {
+        // Equal to a test of `stale_age`, which a scrape would run for every check: a result is
+        // stale when it finished more than the limit before `now`.
         match &self.last {
             None => Status::Unknown,
-            Some(last) if self.stale_age(last, now).is_some() => Status::Unknown,
+            Some(_) if self.stale_at.is_some_and(|stale_at| now > stale_at) => Status::Unknown,
             Some(last) => last.outcome.status,
         }
     }
@@ -180,6 +189,10 @@ impl State {
                 Some(mut entry) if entry.def.definition == def.definition => {
                     entry.series = Arc::new(SeriesParts::render(def));
                     entry.def = def.clone();
+                    entry.stale_at = entry.last.as_ref().and_then(|last| {
+                        last.finished()
+                            .checked_add(def.interval * STALE_AFTER_INTERVALS)
+                    });
                     entry
                 }
                 _ => Entry::new(def.clone()),
@@ -205,6 +218,10 @@ impl State {
         } else {
             *entry.failures.entry(result.outcome.reason).or_default() += 1;
         }
+        entry.run_values = Some(RunValues::render(&result, entry.last_success));
+        entry.stale_at = result
+            .finished()
+            .checked_add(entry.def.interval * STALE_AFTER_INTERVALS);
         entry.last = Some(result);
         previous
     }

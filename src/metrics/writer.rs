@@ -3,8 +3,9 @@
 //! prometheus-client's text encoder escapes and joins every label of every series on every
 //! scrape. With 10,000 checks that is about 110,000 series and 330,000 label pairs, and encoding
 //! took about 11 times as long as copying the same bytes. This writer renders each check's label
-//! sets and interval once, when the state receives the check's definition ([`SeriesParts`]), and a
-//! scrape only appends those strings, the family names and the values of the last run.
+//! sets and interval once, when the state receives the check's definition ([`SeriesParts`]), and the
+//! values of each run once, when the state stores its result ([`RunValues`]). A scrape only
+//! appends those strings and the family names, and formats no floats.
 //!
 //! The families, their order, names, help texts, units and value formats must stay those of the
 //! prometheus-client collector in the parent module ([`super::registry`]). The unit test
@@ -15,9 +16,9 @@
 use std::time::SystemTime;
 
 use super::{seconds, unit_of, REVISION, VERSION};
-use crate::check::{measure_families, Measure, Status};
+use crate::check::{measure_families, Measure, MeasureFamily, Status};
 use crate::config::CheckDef;
-use crate::state::{Entry, State};
+use crate::state::{CheckResult, Entry, State};
 
 /// The parts of one check's series that change only with its definition, in the exposition
 /// format: label sets escaped and joined, and the interval.
@@ -27,7 +28,7 @@ pub struct SeriesParts {
     check: String,
     /// The seven labels of `readiness_check_info`, from `check` to `runbook_url`.
     info: String,
-    /// The interval in seconds, formatted.
+    /// The interval in seconds, formatted, with the line feed that ends its line.
     interval: String,
 }
 
@@ -49,9 +50,8 @@ impl SeriesParts {
             info.push(',');
             push_label(&mut info, name, value);
         }
-        let interval = dtoa::Buffer::new()
-            .format(def.interval.as_secs_f64())
-            .to_string();
+        let mut interval = String::new();
+        push_value_line(&mut interval, def.interval.as_secs_f64());
         SeriesParts {
             check,
             info,
@@ -60,10 +60,65 @@ impl SeriesParts {
     }
 }
 
-/// A sample value: a number to format, or text formatted earlier.
-enum Value<'a> {
-    Number(f64),
-    Formatted(&'a str),
+/// The sample values of one run, formatted when the state stores the result, so that a scrape
+/// copies text instead of formatting floats.
+///
+/// `text` contains one line per value, each ending in a line feed: the duration, the finish time,
+/// the time of the last pass (no line when the check never passed), then the value of each of
+/// the outcome's measures in their order.
+#[derive(Clone, Debug)]
+pub(crate) struct RunValues {
+    text: Box<str>,
+    /// The end in `text` of the duration, the finish time and the last pass.
+    ends: [u8; 3],
+}
+
+impl RunValues {
+    /// Formats the values of `result`, with `last_success` as the time of the last pass.
+    pub(crate) fn render(result: &CheckResult, last_success: Option<SystemTime>) -> RunValues {
+        let mut text = String::with_capacity(32 * (3 + result.outcome.measures.len()));
+        push_value_line(&mut text, result.duration.as_secs_f64());
+        let duration_end = text.len();
+        push_value_line(&mut text, seconds(result.finished()));
+        let finished_end = text.len();
+        if let Some(time) = last_success {
+            push_value_line(&mut text, seconds(time));
+        }
+        // dtoa writes at most 25 bytes, so with line feeds the three ends stay below 80.
+        let ends = [duration_end, finished_end, text.len()].map(|end| end as u8);
+        for measure in &result.outcome.measures {
+            push_value_line(&mut text, measure.value);
+        }
+        RunValues {
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn duration(&self) -> &str {
+        &self.text[..usize::from(self.ends[0])]
+    }
+
+    fn finished(&self) -> &str {
+        &self.text[usize::from(self.ends[0])..usize::from(self.ends[1])]
+    }
+
+    fn last_success(&self) -> Option<&str> {
+        let line = &self.text[usize::from(self.ends[1])..usize::from(self.ends[2])];
+        (!line.is_empty()).then_some(line)
+    }
+
+    /// Returns the value lines of the measures, in the order of the outcome's measures.
+    fn measures(&self) -> impl Iterator<Item = &str> {
+        self.text[usize::from(self.ends[2])..].split_inclusive('\n')
+    }
+}
+
+/// Appends `value` in prometheus-client's float format (dtoa's shortest round-trip form, such
+/// as `1.0` or `1733350000.25`) and a line feed.
+fn push_value_line(out: &mut String, value: f64) {
+    out.push_str(dtoa::Buffer::new().format(value));
+    out.push('\n');
 }
 
 /// Encodes the state in the OpenMetrics text format, as `/metrics` serves it.
@@ -108,11 +163,11 @@ impl Writer {
             entries,
             // The float format of 1 and 0, as dtoa writes them.
             |i, _| {
-                Some(Value::Formatted(if statuses[i] == Status::Pass {
-                    "1.0"
+                Some(if statuses[i] == Status::Pass {
+                    "1.0\n"
                 } else {
-                    "0.0"
-                }))
+                    "0.0\n"
+                })
             },
         );
 
@@ -122,17 +177,15 @@ impl Writer {
             None,
             "gauge",
         );
+        // The end of each state's line after the check label, for a value of 0 and of 1.
+        let line_ends = Status::ALL.map(|candidate| {
+            [0, 1].map(|value| format!(",result=\"{}\"}} {value}\n", candidate.as_str()))
+        });
         for (entry, status) in entries.iter().zip(&statuses) {
-            for candidate in Status::ALL {
+            for (candidate, ends) in Status::ALL.iter().zip(&line_ends) {
                 self.out.push_str("readiness_check_result{");
                 self.out.push_str(&entry.series.check);
-                self.out.push_str(",result=\"");
-                self.out.push_str(candidate.as_str());
-                self.out.push_str(if *status == candidate {
-                    "\"} 1\n"
-                } else {
-                    "\"} 0\n"
-                });
+                self.out.push_str(&ends[usize::from(*status == *candidate)]);
             }
         }
 
@@ -153,34 +206,28 @@ impl Writer {
             "Duration of the check's last run",
             Some("seconds"),
             entries,
-            |_, entry| {
-                let last = entry.last.as_ref()?;
-                Some(Value::Number(last.duration.as_secs_f64()))
-            },
+            |_, entry| Some(entry.run_values.as_ref()?.duration()),
         );
         self.per_check(
             "readiness_check_interval",
             "Configured interval between runs of the check",
             Some("seconds"),
             entries,
-            |_, entry| Some(Value::Formatted(&entry.series.interval)),
+            |_, entry| Some(&entry.series.interval),
         );
         self.per_check(
             "readiness_check_last_run_timestamp",
             "When the check's last run finished, as a Unix timestamp",
             Some("seconds"),
             entries,
-            |_, entry| {
-                let last = entry.last.as_ref()?;
-                Some(Value::Number(seconds(last.finished())))
-            },
+            |_, entry| Some(entry.run_values.as_ref()?.finished()),
         );
         self.per_check(
             "readiness_check_last_success_timestamp",
             "When the check last passed, as a Unix timestamp",
             Some("seconds"),
             entries,
-            |_, entry| entry.last_success.map(|time| Value::Number(seconds(time))),
+            |_, entry| entry.run_values.as_ref()?.last_success(),
         );
 
         self.descriptor(
@@ -274,16 +321,19 @@ impl Writer {
     /// of one family together and families without series left out.
     fn write_measures(&mut self, entries: &[&Entry]) {
         let families = measure_families();
-        let mut series: Vec<Vec<(&Entry, &Measure)>> = vec![Vec::new(); families.len()];
+        let mut series: Vec<Vec<(&Entry, &Measure, &str)>> = vec![Vec::new(); families.len()];
+        // Checks of one kind report the same families, so the previous match is tried first.
+        let mut previous = 0;
         for entry in entries {
-            let Some(last) = &entry.last else { continue };
-            for measure in &last.outcome.measures {
-                let family = families
-                    .iter()
-                    .position(|family| std::ptr::eq(*family, measure.family));
-                if let Some(index) = family {
-                    series[index].push((entry, measure));
-                }
+            let (Some(last), Some(values)) = (&entry.last, &entry.run_values) else {
+                continue;
+            };
+            for (measure, value) in last.outcome.measures.iter().zip(values.measures()) {
+                let Some(index) = family_index(&families, measure.family, previous) else {
+                    continue;
+                };
+                previous = index;
+                series[index].push((entry, measure, value));
             }
         }
 
@@ -295,30 +345,29 @@ impl Writer {
             let unit = unit.as_ref().map(|unit| unit.as_str());
             self.descriptor(family.name, family.help, unit, "gauge");
             let name = full_name(family.name, unit);
-            for (entry, measure) in series {
+            for (entry, measure, value) in series {
                 self.out.push_str(&name);
                 self.out.push('{');
                 self.out.push_str(&entry.series.check);
-                for (label, value) in family.labels.iter().zip(&measure.label_values) {
+                for (label, label_value) in family.labels.iter().zip(&measure.label_values) {
                     self.out.push(',');
-                    push_label(&mut self.out, label, value);
+                    push_label(&mut self.out, label, label_value);
                 }
-                self.out.push('}');
-                self.push_f64(measure.value);
-                self.out.push('\n');
+                self.out.push_str("} ");
+                self.out.push_str(value);
             }
         }
     }
 
-    /// Writes a gauge family with one series per check, labelled `check`. A check without a
-    /// value has no series.
+    /// Writes a gauge family with one series per check, labelled `check`. `value` returns a
+    /// check's formatted value with its line feed, or `None` for a check without a series.
     fn per_check(
         &mut self,
         name: &str,
         help: &str,
         unit: Option<&str>,
         entries: &[&Entry],
-        value: impl for<'e> Fn(usize, &'e Entry) -> Option<Value<'e>>,
+        value: impl for<'e> Fn(usize, &'e Entry) -> Option<&'e str>,
     ) {
         self.descriptor(name, help, unit, "gauge");
         let mut series_start = full_name(name, unit);
@@ -329,15 +378,8 @@ impl Writer {
             };
             self.out.push_str(&series_start);
             self.out.push_str(&entry.series.check);
-            self.out.push('}');
-            match value {
-                Value::Number(number) => self.push_f64(number),
-                Value::Formatted(text) => {
-                    self.out.push(' ');
-                    self.out.push_str(text);
-                }
-            }
-            self.out.push('\n');
+            self.out.push_str("} ");
+            self.out.push_str(value);
         }
     }
 
@@ -373,6 +415,23 @@ impl Writer {
         self.out.push(' ');
         self.out.push_str(dtoa::Buffer::new().format(value));
     }
+}
+
+/// Returns the position of `family` in `families`, trying `hint` first.
+fn family_index(
+    families: &[&'static MeasureFamily],
+    family: &'static MeasureFamily,
+    hint: usize,
+) -> Option<usize> {
+    if families
+        .get(hint)
+        .is_some_and(|candidate| std::ptr::eq(*candidate, family))
+    {
+        return Some(hint);
+    }
+    families
+        .iter()
+        .position(|candidate| std::ptr::eq(*candidate, family))
 }
 
 fn full_name(name: &str, unit: Option<&str>) -> String {
@@ -429,7 +488,7 @@ mod tests {
                 behaviour: Behaviour::Panic,
                 counters: Arc::new(Counters::default()),
             }),
-            definition: serde_json::json!({ "id": id, "title": title }),
+            definition: serde_json::json!({ "id": id, "title": title }).into(),
         })
     }
 

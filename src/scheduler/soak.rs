@@ -45,7 +45,7 @@ fn soak_check(i: usize) -> (Arc<CheckDef>, Arc<Counters>) {
             behaviour: Behaviour::Sleep(RUN_TIME),
             counters: counters.clone(),
         }),
-        definition: serde_json::json!({ "id": id }),
+        definition: serde_json::json!({ "id": id }).into(),
         id,
     };
     (Arc::new(def), counters)
