@@ -303,6 +303,41 @@ async fn http_server_on_the_port_is_named() {
 }
 
 #[tokio::test]
+async fn silent_server_is_named_before_the_timeout() {
+    // The server accepts the connection, reads the startup message and never answers.
+    let server = support::tcp_server(|mut stream| async move {
+        use tokio::io::AsyncReadExt;
+        let mut request = vec![0u8; 1024];
+        while matches!(stream.read(&mut request).await, Ok(read) if read > 0) {}
+    })
+    .await;
+    let connection = format!(
+        "{{ host: 127.0.0.1, port: {}, user: app, sslmode: disable }}",
+        server.addr.port()
+    );
+    let item = format!(
+        "{}    timeout: 5s\n",
+        check(
+            "silent",
+            "postgres_reachable",
+            &[("connection", &connection)]
+        )
+    );
+    let ran = run_checks(&item).await;
+
+    let outcome = ran.outcome("silent");
+    assert_eq!(outcome.reason, Reason::Timeout, "{}", outcome.message);
+    assert!(
+        outcome.message.contains(&format!(
+            "127.0.0.1:{} accepted the connection but the TLS handshake and login did not finish",
+            server.addr.port()
+        )),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
 async fn missing_password_names_the_key() {
     let bin = require_postgres!();
     let cluster = shared_primary(&bin);
@@ -1210,6 +1245,20 @@ async fn query_is_read_only_and_bounded() {
                 ("max", "5"),
             ],
         ),
+        // Without `statement_timeout` the server still cancels the query before the check's
+        // own timeout, so the message names the query.
+        format!(
+            "{}    timeout: 5s\n",
+            check(
+                "slow_default",
+                "postgres_query",
+                &[
+                    ("connection", &app),
+                    ("sql", "\"SELECT count(*) FROM pg_sleep(10)\""),
+                    ("max", "5"),
+                ],
+            )
+        ),
     ];
     let ran = run_checks(&checks.concat()).await;
 
@@ -1234,6 +1283,21 @@ async fn query_is_read_only_and_bounded() {
         slow.message.contains("statement timeout of 300ms"),
         "{}",
         slow.message
+    );
+
+    let slow_default = ran.outcome("slow_default");
+    assert_eq!(
+        slow_default.reason,
+        Reason::Timeout,
+        "{}",
+        slow_default.message
+    );
+    assert!(
+        slow_default
+            .message
+            .contains("was cancelled after the statement timeout"),
+        "{}",
+        slow_default.message
     );
 
     let bad_cast = ran.outcome("bad_cast");

@@ -227,6 +227,7 @@ impl Connection {
     /// `timeout` is the check's deadline: it is the connect timeout and the statement timeout
     /// unless the configuration sets shorter ones.
     pub async fn open(&self, timeout: Duration) -> Result<Session, Outcome> {
+        let deadline = tokio::time::Instant::now() + step_limit(timeout);
         let mut config = tokio_postgres::Config::new();
         config
             .host(&self.host)
@@ -252,16 +253,21 @@ impl Connection {
         // The check opens the TCP connection itself, so that everything the server sends passes
         // through a stream with a size limit.
         let stream = self
-            .connect_tcp(self.connect_timeout.unwrap_or(timeout).min(timeout))
+            .connect_tcp(
+                self.connect_timeout
+                    .unwrap_or(timeout)
+                    .min(step_limit(timeout)),
+            )
             .await
             .map_err(redact)?;
         let (client, task) = match &self.tls {
             None => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                let (client, connection) = config
-                    .connect_raw(stream, NoTls)
-                    .await
-                    .map_err(|err| redact(self.connect_error(&err)))?;
+                let (client, connection) =
+                    tokio::time::timeout_at(deadline, config.connect_raw(stream, NoTls))
+                        .await
+                        .map_err(|_| self.login_timeout(timeout))?
+                        .map_err(|err| redact(self.connect_error(&err)))?;
                 (client, spawn_connection(connection))
             }
             Some(tls) => {
@@ -276,15 +282,21 @@ impl Connection {
                         format!("TLS with {} cannot start: {err}", self.target()),
                     )
                 })?;
-                let (client, connection) = config
-                    .connect_raw(stream, connector)
-                    .await
-                    .map_err(|err| redact(self.connect_error(&err)))?;
+                let (client, connection) =
+                    tokio::time::timeout_at(deadline, config.connect_raw(stream, connector))
+                        .await
+                        .map_err(|_| self.login_timeout(timeout))?
+                        .map_err(|err| redact(self.connect_error(&err)))?;
                 (client, spawn_connection(connection))
             }
         };
 
-        let statement_timeout = self.statement_timeout.unwrap_or(timeout).min(timeout);
+        // The server cancels a slow query before the check's own timeout ends the run, so the
+        // message says which query it was.
+        let remaining = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(1));
+        let statement_timeout = self.statement_timeout.unwrap_or(remaining).min(remaining);
         let session = Session {
             client,
             task,
@@ -377,6 +389,17 @@ impl Connection {
             _ => format!("connection to {target} failed: {cause}"),
         };
         Outcome::error(reason, message)
+    }
+
+    fn login_timeout(&self, timeout: Duration) -> Outcome {
+        Outcome::error(
+            Reason::Timeout,
+            format!(
+                "{} accepted the connection but the TLS handshake and login did not finish within the {} timeout; check that the port is PostgreSQL's and that the server is not overloaded",
+                self.target(),
+                format_duration(timeout)
+            ),
+        )
     }
 
     /// Returns advice for a certificate that failed verification, with a leading `; `, or
@@ -558,6 +581,13 @@ impl Session {
             None => Outcome::error(classify(err), format!("{operation} failed: {cause}")),
         }
     }
+}
+
+/// Returns how long the steps of a run may take together: a little less than the check's
+/// `timeout`, so that a step that hangs is reported with its own message, which names the
+/// server and the step, before the scheduler ends the run with a generic one.
+fn step_limit(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_millis(500)))
 }
 
 /// Maps an error to a reason from its SQLSTATE or by walking its cause chain.
