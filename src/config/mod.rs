@@ -374,9 +374,9 @@ fn parse_document(
     text: &str,
     env: Option<HashMap<String, String>>,
 ) -> Result<serde_json::Value, ConfigError> {
-    // serde-saphyr reports line and column, which the `config` crate does not, so it parses the
-    // file; it also expands YAML merge keys (`<<: *anchor`), which the `config` crate's YAML
-    // reader keeps as ordinary keys. The `config` crate then only applies the overrides.
+    // serde-saphyr parses the file because it reports line and column, which the `config` crate
+    // does not. It also expands YAML merge keys (`<<: *anchor`), so the `config` crate only
+    // applies the environment overrides.
     let document = match serde_saphyr::from_str::<serde_json::Value>(text) {
         Ok(document) => document,
         Err(err) => {

@@ -63,9 +63,9 @@ impl SeriesParts {
 /// The sample values of one run, formatted when the state stores the result, so that a scrape
 /// copies text instead of formatting floats.
 ///
-/// `text` contains one line per value, each ending in a line feed: the duration, the finish time,
-/// the time of the last pass (no line when the check never passed), then the value of each of
-/// the outcome's measures in their order.
+/// `text` contains one line per value, each ending in a line feed. The lines are the duration,
+/// the finish time and the time of the last pass (absent when the check never passed), then the
+/// value of each of the outcome's measures in order.
 #[derive(Clone, Debug)]
 pub(crate) struct RunValues {
     text: Box<str>,

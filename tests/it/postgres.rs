@@ -265,7 +265,7 @@ async fn oversized_server_message_stops_read() {
 
 #[tokio::test]
 async fn http_server_on_the_port_is_named() {
-    // A web server answers the startup message with an HTTP error page and closes.
+    // A web server replies to the startup message with an HTTP error page and closes.
     let server = support::tcp_server(|mut stream| async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut request = vec![0u8; 1024];
@@ -304,7 +304,7 @@ async fn http_server_on_the_port_is_named() {
 
 #[tokio::test]
 async fn silent_server_is_named_before_the_timeout() {
-    // The server accepts the connection, reads the startup message and never answers.
+    // The server accepts the connection, reads the startup message and never replies.
     let server = support::tcp_server(|mut stream| async move {
         use tokio::io::AsyncReadExt;
         let mut request = vec![0u8; 1024];

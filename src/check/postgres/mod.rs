@@ -292,7 +292,7 @@ impl Connection {
         };
 
         // The server cancels a slow query before the check's own timeout ends the run, so the
-        // message says which query it was.
+        // message names the query.
         let remaining = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .max(Duration::from_millis(1));
@@ -349,14 +349,13 @@ impl Connection {
 
     fn connect_error(&self, err: &tokio_postgres::Error) -> Outcome {
         let target = self.target();
-        let mut reason = classify(err);
+        let reason = classify(err);
         let cause = describe(err);
-        // tokio-postgres' texts (0.7) for a server that asks for a password the check does not
-        // have, for a server that refuses TLS, and for bytes that are not the protocol.
+        // These are tokio-postgres' error texts (0.7) for a server that requests a password the
+        // check does not have, a server without TLS, and bytes outside the protocol.
         if cause.ends_with("password missing") {
-            reason = Reason::Unauthorized;
             return Outcome::error(
-                reason,
+                Reason::Unauthorized,
                 format!(
                     "login to {target} as `{}` failed: the server asks for a password and `connection.password` is not set; add it as a secret reference",
                     self.user
@@ -583,9 +582,9 @@ impl Session {
     }
 }
 
-/// Returns how long the steps of a run may take together: a little less than the check's
-/// `timeout`, so that a step that hangs is reported with its own message, which names the
-/// server and the step, before the scheduler ends the run with a generic one.
+/// Returns how long the steps of a run may take together, a little less than the check's
+/// `timeout`. A step that hangs then reports its own message, naming the server and the step,
+/// before the scheduler ends the run with a generic one.
 fn step_limit(timeout: Duration) -> Duration {
     timeout.saturating_sub((timeout / 10).min(Duration::from_millis(500)))
 }
