@@ -28,7 +28,8 @@ const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 pub enum SecretRef {
     /// The value of an environment variable.
     Env(String),
-    /// The contents of a file, without a trailing newline.
+    /// The contents of a file, without the line feeds and carriage returns at its end. Other
+    /// whitespace, and line breaks inside the value, are kept.
     File(PathBuf),
     /// One key of a Vault KV version 2 secret, read through the top-level `vault` connection.
     Vault(VaultRef),
@@ -193,7 +194,8 @@ pub enum SecretError {
         #[source]
         source: crate::file::ReadError,
     },
-    /// The value is empty once a trailing newline is removed.
+    /// The value is empty, for a file once the line feeds and carriage returns at its end are
+    /// removed.
     #[error("{0} is empty")]
     Empty(String),
     /// A Vault reference could not be resolved.
@@ -222,8 +224,9 @@ impl SecretRef {
                         path: path.clone(),
                         source,
                     })?;
-                // Files written by editors and `echo` end with a newline that is not part of
-                // the credential.
+                // Files written by editors and `echo` end with a newline, on Windows with CR LF,
+                // that is not part of the credential. Every trailing CR and LF goes, so a file
+                // that ends with blank lines still yields the credential alone.
                 while text.ends_with('\n') || text.ends_with('\r') {
                     text.pop();
                 }

@@ -434,3 +434,39 @@ checks:
         "{problems:?}"
     );
 }
+
+#[test]
+fn file_secret_drops_only_trailing_line_breaks() {
+    use readiness_exporter::secret::{SecretError, SecretRef};
+
+    let dir = tempfile::tempdir().unwrap();
+    let resolve = |name: &str, contents: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        SecretRef::File(path).resolve()
+    };
+
+    let cases = [
+        ("lf", "token\n", "token"),
+        ("crlf", "token\r\n", "token"),
+        ("blank_lines", "token\n\r\n\n", "token"),
+        ("lone_cr", "token\r", "token"),
+        ("trailing_blanks_kept", "token \t\n", "token \t"),
+        ("leading_blanks_kept", " token\n", " token"),
+        (
+            "inner_break_kept",
+            "line one\nline two\n",
+            "line one\nline two",
+        ),
+    ];
+    for (name, contents, expected) in cases {
+        let secret = resolve(name, contents).unwrap();
+        assert_eq!(secret.expose(), expected, "file `{name}`");
+    }
+
+    let only_breaks = resolve("only_breaks", "\r\n\n");
+    assert!(
+        matches!(only_breaks, Err(SecretError::Empty(_))),
+        "a file of line breaks alone is empty: {only_breaks:?}"
+    );
+}
