@@ -978,6 +978,68 @@ async fn archiving_from_never_to_failing() {
 }
 
 #[tokio::test]
+async fn archiving_needs_no_pg_monitor() {
+    let bin = require_postgres!();
+    let cluster = shared_primary(&bin);
+    let primary = &cluster.primary;
+    // A role that can log in and nothing more: no predefined role, no grant.
+    primary.psql(
+        "postgres",
+        "CREATE ROLE archive_reader LOGIN PASSWORD 'archive-reader-pw-7c3e'",
+    );
+    for predefined in ["pg_monitor", "pg_read_all_settings", "pg_read_all_stats"] {
+        assert_eq!(
+            primary.psql(
+                "postgres",
+                &format!("SELECT pg_has_role('archive_reader', '{predefined}', 'USAGE')"),
+            ),
+            "f",
+            "archive_reader has the privileges of {predefined}"
+        );
+    }
+    primary.psql("app", "CREATE TABLE archived_for_reader (id int)");
+    primary.psql("postgres", "SELECT pg_switch_wal()");
+    primary.wait_for(
+        "postgres",
+        "SELECT archived_count >= 1 FROM pg_stat_archiver",
+        Duration::from_secs(30),
+    );
+
+    let reader = cluster.connection("archive_reader", "archive-reader-pw-7c3e");
+    let monitor = cluster.monitor();
+    let checks = [
+        check(
+            "plain_role",
+            "postgres_archiving",
+            &[("connection", &reader), ("max_age", "1h")],
+        ),
+        check(
+            "monitor_role",
+            "postgres_archiving",
+            &[("connection", &monitor), ("max_age", "1h")],
+        ),
+    ]
+    .concat();
+    let ran = run_checks(&checks).await;
+
+    let plain = ran.outcome("plain_role");
+    assert_eq!(plain.status, Status::Pass, "{}", plain.message);
+    let monitored = ran.outcome("monitor_role");
+    assert_eq!(monitored.status, Status::Pass, "{}", monitored.message);
+    // Both roles read the same archiver statistics, so nothing is hidden from the plain role.
+    for family in [
+        "readiness_postgres_archive_last_success_timestamp_seconds",
+        "readiness_postgres_archive_failures",
+    ] {
+        assert_eq!(
+            ran.value(&format!("{family}{{check=\"plain_role\"}}")),
+            ran.value(&format!("{family}{{check=\"monitor_role\"}}")),
+            "{family}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn query_numbers_compare_with_bounds() {
     let bin = require_postgres!();
     let cluster = shared_primary(&bin);
