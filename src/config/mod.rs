@@ -436,6 +436,9 @@ pub struct BuildContext<'a> {
     vault_invalid: bool,
     /// The Kubernetes API connection shared by every Kubernetes check of this load.
     pub kubernetes: Arc<kubernetes::Connection>,
+    /// The `timeout` of the check being built, once it is valid, for kind settings that must
+    /// fit inside it.
+    check_timeout: Option<Duration>,
 }
 
 impl BuildContext<'_> {
@@ -449,6 +452,12 @@ impl BuildContext<'_> {
             env_var: None,
             index: self.index,
         });
+    }
+
+    /// Returns the `timeout` of the check being built, or `None` outside a check and when the
+    /// timeout is invalid, which is reported at its own field.
+    pub fn check_timeout(&self) -> Option<Duration> {
+        self.check_timeout
     }
 
     /// How many problems the load has recorded so far, to tell whether a builder added one.
@@ -684,6 +693,7 @@ fn build(
             vault_used: false,
             vault_invalid: vault_written && vault.is_none(),
             kubernetes: kubernetes.clone(),
+            check_timeout: None,
         };
         if let Some(id) = &id {
             if !seen.insert(id.clone()) {
@@ -747,6 +757,7 @@ fn build_vault(
         vault_used: false,
         vault_invalid: false,
         kubernetes: Arc::default(),
+        check_timeout: None,
     };
     Vault::build(spec, value, &mut ctx)
 }
@@ -807,6 +818,7 @@ fn build_global(
         vault_used: false,
         vault_invalid: false,
         kubernetes: Arc::default(),
+        check_timeout: None,
     };
 
     let listen_address = match raw.listen_address.as_deref().map(str::parse::<SocketAddr>) {
@@ -958,6 +970,7 @@ fn build_kubernetes(
         vault_used: false,
         vault_invalid: false,
         kubernetes: Arc::default(),
+        check_timeout: None,
     };
     Arc::new(kubernetes::Connection::build(spec, &mut ctx))
 }
@@ -1011,6 +1024,7 @@ fn build_check(
         raw.jitter.as_deref(),
         global,
     );
+    ctx.check_timeout = schedule.timeout;
     let runbook_url = raw.runbook_url.as_ref().and_then(|value| {
         ctx.http_url("runbook_url", value)
             .map(|url| url.to_string())

@@ -185,6 +185,9 @@ impl Connection {
             .statement_timeout
             .as_ref()
             .and_then(|value| ctx.duration(&format!("{field}.statement_timeout"), value));
+        if let (Some(statement_timeout), Some(timeout)) = (statement_timeout, ctx.check_timeout()) {
+            reject_ineffective_statement_timeout(statement_timeout, timeout, field, ctx);
+        }
 
         if ctx.problem_count() > before_problems {
             return None;
@@ -440,6 +443,30 @@ impl Connection {
             _ => String::new(),
         }
     }
+}
+
+/// Records a problem when `statement_timeout` could never apply. [`Connection::open`] caps it
+/// at what is left of the step limit after the login, so a longer value is silently replaced.
+fn reject_ineffective_statement_timeout(
+    statement_timeout: Duration,
+    timeout: Duration,
+    field: &str,
+    ctx: &mut BuildContext<'_>,
+) {
+    let limit = step_limit(timeout);
+    if statement_timeout <= limit {
+        return;
+    }
+    ctx.problem(
+        format!("{field}.statement_timeout"),
+        format!(
+            "statement_timeout `{}` has no effect with the check's timeout `{}`, because the check ends its login and queries within `{}` (the timeout less a tenth of it, at most 500ms); lower statement_timeout to `{}` or less, or raise the check's `timeout`",
+            format_duration(statement_timeout),
+            format_duration(timeout),
+            format_duration(limit),
+            format_duration(limit),
+        ),
+    );
 }
 
 fn build_tls(
