@@ -351,6 +351,13 @@ async fn check(path: PathBuf, section: Option<String>, format: Format) -> u8 {
     if config::blocking_count(&checks) == 0 {
         eprintln!("warning: {}", config::NO_BLOCKING_CHECK);
     }
+    // Warnings about checks outside `--section` concern checks that do not run.
+    let selected = |id: &String| checks.iter().any(|def| &def.id == id);
+    for warning in &config.warnings {
+        if warning.check.as_ref().is_none_or(selected) {
+            eprintln!("warning: {warning}");
+        }
+    }
     if let Some(vault) = &config.vault {
         vault.start().await;
     }
@@ -386,6 +393,9 @@ fn validate(path: PathBuf) -> u8 {
             );
             if blocking == 0 {
                 eprintln!("warning: {}", config::NO_BLOCKING_CHECK);
+            }
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
             }
             EXIT_PASS
         }

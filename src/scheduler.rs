@@ -435,6 +435,7 @@ mod tests {
             },
             checks,
             vault: None,
+            warnings: Vec::new(),
         }
     }
 

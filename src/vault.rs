@@ -301,10 +301,9 @@ impl Vault {
                 );
                 None
             }
-            AuthSpec::Token(reference) => Some(Auth::Token(match reference {
-                SecretRef::File(path) => SecretRef::File(ctx.resolve_path(&path)),
-                other => other,
-            })),
+            AuthSpec::Token(reference) => ctx
+                .secret_ref("vault.auth.token", reference)
+                .map(Auth::Token),
             AuthSpec::Kubernetes(kubernetes) => {
                 if kubernetes.role.trim().is_empty() {
                     ctx.problem(

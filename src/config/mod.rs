@@ -54,6 +54,9 @@ pub struct Config {
     pub checks: Vec<Arc<CheckDef>>,
     /// The connection to Vault, when the file has a `vault` block.
     pub vault: Option<Arc<Vault>>,
+    /// Problems that do not make the file invalid: secret references to environment variables
+    /// that are unset or empty where the file was loaded. `validate` and `check` print them.
+    pub warnings: Vec<Problem>,
 }
 
 /// The `global` block, with defaults applied.
@@ -262,13 +265,18 @@ pub fn load_with_env(
             .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
             .collect()
     });
+    // Copied before `take_checks_overrides` removes entries, because secret references may
+    // name any variable.
+    let secret_env = env.clone();
     let mut problems = take_checks_overrides(&mut env);
     let overrides = env_overrides(Some(&env));
     let document = parse_document(path, &text, Some(env))?;
     let index = LineIndex::new(&text);
-    let config = build(document, &base_dir, &mut problems);
+    let mut env_references = Vec::new();
+    let config = build(document, &base_dir, &mut problems, &mut env_references);
     if problems.is_empty() {
-        if let Some(config) = config {
+        if let Some(mut config) = config {
+            config.warnings = unset_variable_warnings(&env_references, &secret_env, &index);
             return Ok(config);
         }
     }
@@ -288,6 +296,46 @@ pub fn load_with_env(
         path: path.to_path_buf(),
         problems,
     })
+}
+
+/// Builds a warning for each secret reference to an environment variable that `env` does not
+/// set or sets to an empty string, with the line of the field that makes the reference. Such a reference fails
+/// each time it is read, but the variable may be set where the exporter runs, so the file stays
+/// valid.
+fn unset_variable_warnings(
+    references: &[EnvReference],
+    env: &HashMap<String, String>,
+    index: &LineIndex<'_>,
+) -> Vec<Problem> {
+    let mut warnings = Vec::new();
+    for reference in references {
+        let state = match env.get(&reference.variable) {
+            None => "is not set",
+            Some(value) if value.is_empty() => "is empty",
+            Some(_) => continue,
+        };
+        let consequence = if reference.check.is_some() {
+            "the check reports `error` with reason `secret_unavailable`"
+        } else {
+            "the secret cannot be read"
+        };
+        let line = match reference.index {
+            Some(i) => index.field_line(i, &reference.field),
+            None => top_level_line(index, &reference.field),
+        };
+        warnings.push(Problem {
+            check: reference.check.clone(),
+            field: reference.field.clone(),
+            message: format!(
+                "environment variable `{}` {state} here; unless it is set where the exporter runs, {consequence}",
+                reference.variable
+            ),
+            line,
+            env_var: None,
+            index: reference.index,
+        });
+    }
+    warnings
 }
 
 /// Removes the variables that override `checks` or an item of it from `env`, and returns a
@@ -439,6 +487,16 @@ pub struct BuildContext<'a> {
     /// The `timeout` of the check being built, once it is valid, for kind settings that must
     /// fit inside it.
     check_timeout: Option<Duration>,
+    /// The secret references to environment variables made so far.
+    env_references: Vec<EnvReference>,
+}
+
+/// A secret reference to an environment variable, kept to warn when the variable is not set.
+struct EnvReference {
+    check: Option<String>,
+    index: Option<usize>,
+    field: String,
+    variable: String,
 }
 
 impl BuildContext<'_> {
@@ -496,7 +554,15 @@ impl BuildContext<'_> {
     pub fn secret_ref(&mut self, field: &str, reference: SecretRef) -> Option<SecretRef> {
         let mut vault_ref = match reference {
             SecretRef::File(path) => return Some(SecretRef::File(self.resolve_path(&path))),
-            SecretRef::Env(name) => return Some(SecretRef::Env(name)),
+            SecretRef::Env(name) => {
+                self.env_references.push(EnvReference {
+                    check: self.check.clone(),
+                    index: self.index,
+                    field: field.to_string(),
+                    variable: name.clone(),
+                });
+                return Some(SecretRef::Env(name));
+            }
             SecretRef::Vault(vault_ref) => vault_ref,
         };
         let before = self.problem_count();
@@ -622,6 +688,7 @@ fn build(
     document: serde_json::Value,
     base_dir: &Path,
     problems: &mut Vec<Problem>,
+    env_references: &mut Vec<EnvReference>,
 ) -> Option<Config> {
     let mut top = match document {
         serde_json::Value::Object(map) => map,
@@ -652,7 +719,7 @@ fn build(
     // every problem. A check is not compared with an invalid global duration it inherits.
     let (global, schedule) = build_global(top.remove("global"), problems);
     let vault_written = top.get("vault").is_some_and(|value| !value.is_null());
-    let vault = build_vault(top.remove("vault"), base_dir, problems);
+    let vault = build_vault(top.remove("vault"), base_dir, problems, env_references);
     let items = match top.remove("checks") {
         Some(serde_json::Value::Array(items)) => items,
         None | Some(serde_json::Value::Null) => Vec::new(),
@@ -694,6 +761,7 @@ fn build(
             vault_invalid: vault_written && vault.is_none(),
             kubernetes: kubernetes.clone(),
             check_timeout: None,
+            env_references: Vec::new(),
         };
         if let Some(id) = &id {
             if !seen.insert(id.clone()) {
@@ -703,7 +771,9 @@ fn build(
                 );
             }
         }
-        if let Some(mut def) = build_check(item, &schedule, &mut ctx) {
+        let built = build_check(item, &schedule, &mut ctx);
+        env_references.append(&mut ctx.env_references);
+        if let Some(mut def) = built {
             // A check that uses Vault starts over when the `vault` block changes on a reload.
             if let (true, Some(vault)) = (ctx.vault_used, &vault) {
                 def.definition = def.definition.with_block("vault", vault.definition());
@@ -723,6 +793,7 @@ fn build(
         global,
         checks,
         vault,
+        warnings: Vec::new(),
     })
 }
 
@@ -730,6 +801,7 @@ fn build_vault(
     value: Option<serde_json::Value>,
     base_dir: &Path,
     problems: &mut Vec<Problem>,
+    env_references: &mut Vec<EnvReference>,
 ) -> Option<Arc<Vault>> {
     let value = match value {
         None | Some(serde_json::Value::Null) => return None,
@@ -758,8 +830,11 @@ fn build_vault(
         vault_invalid: false,
         kubernetes: Arc::default(),
         check_timeout: None,
+        env_references: Vec::new(),
     };
-    Vault::build(spec, value, &mut ctx)
+    let vault = Vault::build(spec, value, &mut ctx);
+    env_references.append(&mut ctx.env_references);
+    vault
 }
 
 fn top_problem(field: &str, message: String) -> Problem {
@@ -819,6 +894,7 @@ fn build_global(
         vault_invalid: false,
         kubernetes: Arc::default(),
         check_timeout: None,
+        env_references: Vec::new(),
     };
 
     let listen_address = match raw.listen_address.as_deref().map(str::parse::<SocketAddr>) {
@@ -971,6 +1047,7 @@ fn build_kubernetes(
         vault_invalid: false,
         kubernetes: Arc::default(),
         check_timeout: None,
+        env_references: Vec::new(),
     };
     Arc::new(kubernetes::Connection::build(spec, &mut ctx))
 }

@@ -86,6 +86,7 @@ async fn day_of_schedule_stays_flat() {
         },
         checks: defs.clone(),
         vault: None,
+        warnings: Vec::new(),
     });
     let runtime = tokio::runtime::Handle::current();
 

@@ -197,6 +197,139 @@ fn nothing_blocking_warns_of_open_gate() {
     assert!(stderr.contains("deploy gate is always open"), "{stderr}");
 }
 
+/// Runs the binary with `set` added to and `unset` removed from the inherited environment.
+fn run_with_env(args: &[&str], set: &[(&str, &str)], unset: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(BINARY);
+    command.args(args);
+    for (name, value) in set {
+        command.env(name, value);
+    }
+    for name in unset {
+        command.env_remove(name);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn unset_secret_variable_warns() {
+    const UNSET: &str = "READINESS_TEST_UNSET_DB_PASSWORD";
+    const EMPTY: &str = "READINESS_TEST_EMPTY_API_TOKEN";
+    const SET: &str = "READINESS_TEST_SET_API_KEY";
+    const UNSET_VAULT: &str = "READINESS_TEST_UNSET_VAULT_TOKEN";
+    let closed = support::closed_port().await;
+    let dir = tempfile::tempdir().unwrap();
+    let checks = format!(
+        "checks:
+  - id: orders_db
+    title: Orders database answers
+    section: Database
+    severity: critical
+    postgres_reachable:
+      connection:
+        host: 127.0.0.1
+        port: {closed}
+        user: readiness
+        sslmode: disable
+        password: {{ env: {UNSET} }}
+  - id: api_up
+    title: API answers
+    section: Smoke
+    severity: critical
+    http:
+      url: http://127.0.0.1:{closed}/health
+      headers:
+        Authorization: {{ env: {EMPTY} }}
+        X-Api-Key: {{ env: {SET} }}
+"
+    );
+    let path = support::write_config(dir.path(), &checks);
+    let path = path.to_str().unwrap().to_string();
+    let set = [(EMPTY, ""), (SET, CANARY)];
+
+    let (code, stdout, stderr) = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || run_with_env(&["validate", "--config", &path], &set, &[UNSET])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "an unset variable is no error\n{stderr}");
+    assert!(stdout.contains("is valid: 2 checks"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("warning: line 12: check `orders_db`, field `postgres_reachable.connection.password`: environment variable `{UNSET}` is not set here")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("warning: line 20: check `api_up`, field `http.headers.Authorization`: environment variable `{EMPTY}` is empty here")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(SET),
+        "a set variable is not reported\n{stderr}"
+    );
+    assert!(
+        !stderr.contains(CANARY),
+        "secret value in warnings\n{stderr}"
+    );
+    assert_eq!(stderr.matches("warning:").count(), 2, "{stderr}");
+
+    // `check` warns about the checks it runs only.
+    let (code, stdout, stderr) = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || {
+            run_with_env(
+                &["check", "--config", &path, "--section", "Smoke"],
+                &set,
+                &[UNSET],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "api_up cannot pass\n{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("check `api_up`, field `http.headers.Authorization`: environment variable `{EMPTY}` is empty")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("orders_db"), "{stderr}");
+    assert!(
+        !stdout.contains(CANARY),
+        "secret value in the report\n{stdout}"
+    );
+
+    // A reference outside the checks names the field alone.
+    let vault_dir = tempfile::tempdir().unwrap();
+    let with_vault = support::write_config(
+        vault_dir.path(),
+        &format!(
+            "vault:
+  address: http://127.0.0.1:{closed}
+  auth:
+    token: {{ env: {UNSET_VAULT} }}
+{checks}"
+        ),
+    );
+    let with_vault = with_vault.to_str().unwrap().to_string();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        run_with_env(
+            &["validate", "--config", &with_vault],
+            &set,
+            &[UNSET, UNSET_VAULT],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("warning: line 4: field `vault.auth.token`: environment variable `{UNSET_VAULT}` is not set here; unless it is set where the exporter runs, the secret cannot be read")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn validate_errors_print_once_with_reason() {
     let dir = tempfile::tempdir().unwrap();
