@@ -25,8 +25,9 @@ use crate::state::{Entry, State};
 
 mod writer;
 
+pub use writer::encode_state;
 pub(crate) use writer::RunValues;
-pub use writer::{encode_state, SeriesParts};
+pub(crate) use writer::SeriesTable;
 
 /// The content type of the exposition: OpenMetrics text, which Prometheus requests first.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

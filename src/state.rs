@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::check::{Outcome, Reason, Status};
 use crate::config::CheckDef;
-use crate::metrics::{RunValues, SeriesParts};
+use crate::metrics::{RunValues, SeriesTable};
 
 /// How many intervals a result stays current before it counts as unknown.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
@@ -40,9 +40,6 @@ pub struct Entry {
     pub last_success: Option<SystemTime>,
     /// Non-passing runs by reason, since the check was defined as it is now.
     pub failures: BTreeMap<Reason, u64>,
-    /// The parts of the check's `/metrics` series that change only with its definition,
-    /// rendered when the definition is set.
-    pub(crate) series: Arc<SeriesParts>,
     /// The `/metrics` sample values of the last run, formatted when its result was stored.
     pub(crate) run_values: Option<RunValues>,
     /// When the last result becomes stale, or `None` before the first run or when that time
@@ -53,7 +50,6 @@ pub struct Entry {
 impl Entry {
     fn new(def: Arc<CheckDef>) -> Self {
         Entry {
-            series: Arc::new(SeriesParts::render(&def)),
             def,
             last: None,
             last_success: None,
@@ -141,6 +137,9 @@ struct Checks {
     entries: Vec<Entry>,
     /// The position of each check id in `entries`.
     index: HashMap<String, usize>,
+    /// The parts of each check's `/metrics` series that change only with its definition, in the
+    /// order of `entries`.
+    series: SeriesTable,
 }
 
 /// Shared, thread-safe store of results.
@@ -187,7 +186,6 @@ impl State {
         for def in checks {
             let entry = match old.remove(&def.id) {
                 Some(mut entry) if entry.def.definition == def.definition => {
-                    entry.series = Arc::new(SeriesParts::render(def));
                     entry.def = def.clone();
                     entry.stale_at = entry.last.as_ref().and_then(|last| {
                         last.finished()
@@ -201,6 +199,7 @@ impl State {
             guard.index.insert(def.id.clone(), position);
             guard.entries.push(entry);
         }
+        guard.series = SeriesTable::render(checks.iter().map(|def| def.as_ref()));
     }
 
     /// Stores the result of a run and returns the status of the run before it, if any.
@@ -239,6 +238,13 @@ impl State {
         let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
         let entries: Vec<&Entry> = guard.entries.iter().collect();
         f(&entries)
+    }
+
+    /// Calls `f` with every entry in configuration order and the parts of their `/metrics`
+    /// series, under one read lock.
+    pub(crate) fn with_series<R>(&self, f: impl FnOnce(&[Entry], &SeriesTable) -> R) -> R {
+        let guard = self.checks.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard.entries, &guard.series)
     }
 
     /// Returns a copy of every entry in configuration order.

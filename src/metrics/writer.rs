@@ -3,7 +3,7 @@
 //! prometheus-client's text encoder escapes and joins every label of every series on every
 //! scrape. With 10,000 checks that is about 110,000 series and 330,000 label pairs, and encoding
 //! took about 11 times as long as copying the same bytes. This writer renders each check's label
-//! sets and interval once, when the state receives the check's definition ([`SeriesParts`]), and the
+//! sets and interval once, when the state receives the checks' definitions ([`SeriesTable`]), and the
 //! values of each run once, when the state stores its result ([`RunValues`]). A scrape only
 //! appends those strings and the family names, and formats no floats.
 //!
@@ -20,97 +20,145 @@ use crate::check::{measure_families, Measure, MeasureFamily, Status};
 use crate::config::CheckDef;
 use crate::state::{CheckResult, Entry, State};
 
-/// The parts of one check's series that change only with its definition, in the exposition
+/// The parts of every check's series that change only with its definition, in the exposition
 /// format: label sets escaped and joined, and the interval.
-#[derive(Debug)]
-pub struct SeriesParts {
-    /// `check="ID"`, the labels of every per-check series.
-    check: String,
-    /// The seven labels of `readiness_check_info`, from `check` to `runbook_url`.
-    info: String,
-    /// The interval in seconds, formatted, with the line feed that ends its line.
-    interval: String,
+///
+/// The parts of all checks share one buffer in configuration order, so a scrape reads them in
+/// sequence. With one allocation per check they were scattered over the heap, and a scrape of
+/// 10,000 checks took twice the CPU time (docs/benchmarks.md).
+#[derive(Debug, Default)]
+pub(crate) struct SeriesTable {
+    /// Each check's `check="ID"`, then the other six labels of `readiness_check_info` from
+    /// `,title=` to `runbook_url`, then the interval in seconds and its line feed.
+    text: String,
+    /// For each check, the end in `text` of its `check` label, of its info labels and of its
+    /// interval line. A check's parts start where the previous check's end.
+    ends: Vec<[usize; 3]>,
 }
 
-impl SeriesParts {
-    /// Renders the parts of `def`.
-    pub(crate) fn render(def: &CheckDef) -> SeriesParts {
-        let mut check = String::with_capacity(def.id.len() + 9);
-        push_label(&mut check, "check", &def.id);
-        let pairs = [
-            ("title", def.title.as_str()),
-            ("section", def.section.as_str()),
-            ("severity", def.severity.as_str()),
-            ("kind", def.kind.name()),
-            ("blocking", if def.blocking { "true" } else { "false" }),
-            ("runbook_url", def.runbook_url.as_deref().unwrap_or("")),
-        ];
-        let mut info = check.clone();
-        for (name, value) in pairs {
-            info.push(',');
-            push_label(&mut info, name, value);
+/// One check's parts in a [`SeriesTable`].
+struct Series<'a> {
+    /// `check="ID"`, the labels of every per-check series.
+    check: &'a str,
+    /// The seven labels of `readiness_check_info`, from `check` to `runbook_url`.
+    info: &'a str,
+    /// The interval, formatted, with the line feed that ends its line.
+    interval: &'a str,
+}
+
+impl SeriesTable {
+    /// Renders the parts of `defs`, in their order.
+    pub(crate) fn render<'d>(defs: impl ExactSizeIterator<Item = &'d CheckDef>) -> SeriesTable {
+        let mut table = SeriesTable {
+            text: String::with_capacity(defs.len() * 256),
+            ends: Vec::with_capacity(defs.len()),
+        };
+        for def in defs {
+            let text = &mut table.text;
+            push_label(text, "check", &def.id);
+            let check_end = text.len();
+            let pairs = [
+                ("title", def.title.as_str()),
+                ("section", def.section.as_str()),
+                ("severity", def.severity.as_str()),
+                ("kind", def.kind.name()),
+                ("blocking", if def.blocking { "true" } else { "false" }),
+                ("runbook_url", def.runbook_url.as_deref().unwrap_or("")),
+            ];
+            for (name, value) in pairs {
+                text.push(',');
+                push_label(text, name, value);
+            }
+            let info_end = text.len();
+            push_value_line(text, def.interval.as_secs_f64());
+            table.ends.push([check_end, info_end, text.len()]);
         }
-        let mut interval = String::new();
-        push_value_line(&mut interval, def.interval.as_secs_f64());
-        SeriesParts {
-            check,
-            info,
-            interval,
+        table.text.shrink_to_fit();
+        table
+    }
+
+    /// Returns the parts of the check at `index` in configuration order.
+    fn get(&self, index: usize) -> Series<'_> {
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1][2],
+        };
+        let [check_end, info_end, end] = self.ends[index];
+        Series {
+            check: &self.text[start..check_end],
+            info: &self.text[start..info_end],
+            interval: &self.text[info_end..end],
         }
     }
 }
 
+/// The room for the three lines every run has: dtoa writes at most 25 bytes, and each line ends
+/// in a line feed.
+const HEAD: usize = 3 * 26;
+
 /// The sample values of one run, formatted when the state stores the result, so that a scrape
 /// copies text instead of formatting floats.
 ///
-/// `text` contains one line per value, each ending in a line feed. The lines are the duration,
-/// the finish time and the time of the last pass (absent when the check never passed), then the
-/// value of each of the outcome's measures in order.
+/// Every value is a line that ends in a line feed. The duration, the finish time and the time of
+/// the last pass (absent when the check never passed) are kept inline, so that a scrape reads them
+/// from the state's entry in sequence instead of following a pointer per check.
 #[derive(Clone, Debug)]
 pub(crate) struct RunValues {
-    text: Box<str>,
-    /// The end in `text` of the duration, the finish time and the last pass.
+    /// The duration, finish time and last pass lines, followed by unused bytes.
+    head: [u8; HEAD],
+    /// The end in `head` of the duration, the finish time and the last pass.
     ends: [u8; 3],
+    /// The value of each of the outcome's measures, in order.
+    measures: Box<str>,
 }
 
 impl RunValues {
     /// Formats the values of `result`, with `last_success` as the time of the last pass.
     pub(crate) fn render(result: &CheckResult, last_success: Option<SystemTime>) -> RunValues {
-        let mut text = String::with_capacity(32 * (3 + result.outcome.measures.len()));
-        push_value_line(&mut text, result.duration.as_secs_f64());
-        let duration_end = text.len();
-        push_value_line(&mut text, seconds(result.finished()));
-        let finished_end = text.len();
+        let mut lines = String::with_capacity(HEAD);
+        push_value_line(&mut lines, result.duration.as_secs_f64());
+        let duration_end = lines.len();
+        push_value_line(&mut lines, seconds(result.finished()));
+        let finished_end = lines.len();
         if let Some(time) = last_success {
-            push_value_line(&mut text, seconds(time));
+            push_value_line(&mut lines, seconds(time));
         }
-        // dtoa writes at most 25 bytes, so with line feeds the three ends stay below 80.
-        let ends = [duration_end, finished_end, text.len()].map(|end| end as u8);
+        let mut head = [0; HEAD];
+        let used = lines.len().min(HEAD);
+        head[..used].copy_from_slice(&lines.as_bytes()[..used]);
+        let ends = [duration_end, finished_end, used].map(|end| end.min(used) as u8);
+
+        let mut measures = String::with_capacity(26 * result.outcome.measures.len());
         for measure in &result.outcome.measures {
-            push_value_line(&mut text, measure.value);
+            push_value_line(&mut measures, measure.value);
         }
         RunValues {
-            text: text.into_boxed_str(),
+            head,
             ends,
+            measures: measures.into_boxed_str(),
         }
+    }
+
+    fn head(&self, start: u8, end: u8) -> &str {
+        std::str::from_utf8(&self.head[usize::from(start)..usize::from(end)]).unwrap_or_default()
     }
 
     fn duration(&self) -> &str {
-        &self.text[..usize::from(self.ends[0])]
+        self.head(0, self.ends[0])
     }
 
     fn finished(&self) -> &str {
-        &self.text[usize::from(self.ends[0])..usize::from(self.ends[1])]
+        self.head(self.ends[0], self.ends[1])
     }
 
     fn last_success(&self) -> Option<&str> {
-        let line = &self.text[usize::from(self.ends[1])..usize::from(self.ends[2])];
+        let line = self.head(self.ends[1], self.ends[2]);
         (!line.is_empty()).then_some(line)
     }
 
     /// Returns the value lines of the measures, in the order of the outcome's measures.
     fn measures(&self) -> impl Iterator<Item = &str> {
-        self.text[usize::from(self.ends[2])..].split_inclusive('\n')
+        self.measures.split_inclusive('\n')
     }
 }
 
@@ -126,9 +174,10 @@ fn push_value_line(out: &mut String, value: f64) {
 /// The output equals [`super::encode`] of [`super::registry`] for the same state.
 pub fn encode_state(state: &State) -> String {
     let now = SystemTime::now();
-    state.with_entries(|entries| {
+    state.with_series(|entries, series| {
         let mut writer = Writer {
-            out: String::with_capacity(estimated_size(entries)),
+            out: String::with_capacity(estimated_size(series)),
+            series,
         };
         writer.write_checks(entries, now);
         writer.write_exporter(state, entries);
@@ -140,20 +189,22 @@ pub fn encode_state(state: &State) -> String {
 
 /// Returns an estimate of the exposition's size that is rarely too small, so the output is
 /// allocated once instead of growing through a dozen copies at 10,000 checks.
-fn estimated_size(entries: &[&Entry]) -> usize {
-    let labels: usize = entries
-        .iter()
-        .map(|entry| entry.series.info.len() + 16 * (entry.series.check.len() + 64))
+fn estimated_size(series: &SeriesTable) -> usize {
+    let labels: usize = (0..series.ends.len())
+        .map(|index| 16 * (series.get(index).check.len() + 64))
         .sum();
-    labels + 8 * 1024
+    series.text.len() + labels + 8 * 1024
 }
 
-struct Writer {
+struct Writer<'a> {
     out: String,
+    /// The label sets and intervals of the checks being written, in their order.
+    series: &'a SeriesTable,
 }
 
-impl Writer {
-    fn write_checks(&mut self, entries: &[&Entry], now: SystemTime) {
+impl<'a> Writer<'a> {
+    fn write_checks(&mut self, entries: &'a [Entry], now: SystemTime) {
+        let series = self.series;
         let statuses: Vec<Status> = entries.iter().map(|entry| entry.status_at(now)).collect();
 
         self.per_check(
@@ -181,10 +232,11 @@ impl Writer {
         let line_ends = Status::ALL.map(|candidate| {
             [0, 1].map(|value| format!(",result=\"{}\"}} {value}\n", candidate.as_str()))
         });
-        for (entry, status) in entries.iter().zip(&statuses) {
+        for (index, status) in statuses.iter().enumerate() {
+            let check = self.series.get(index).check;
             for (candidate, ends) in Status::ALL.iter().zip(&line_ends) {
                 self.out.push_str("readiness_check_result{");
-                self.out.push_str(&entry.series.check);
+                self.out.push_str(check);
                 self.out.push_str(&ends[usize::from(*status == *candidate)]);
             }
         }
@@ -195,9 +247,9 @@ impl Writer {
             None,
             "gauge",
         );
-        for entry in entries {
+        for index in 0..entries.len() {
             self.out.push_str("readiness_check_info{");
-            self.out.push_str(&entry.series.info);
+            self.out.push_str(self.series.get(index).info);
             self.out.push_str("} 1\n");
         }
 
@@ -213,7 +265,7 @@ impl Writer {
             "Configured interval between runs of the check",
             Some("seconds"),
             entries,
-            |_, entry| Some(&entry.series.interval),
+            |index, _| Some(series.get(index).interval),
         );
         self.per_check(
             "readiness_check_last_run_timestamp",
@@ -236,10 +288,10 @@ impl Writer {
             None,
             "counter",
         );
-        for entry in entries {
+        for (index, entry) in entries.iter().enumerate() {
             for (reason, count) in &entry.failures {
                 self.out.push_str("readiness_check_failures_total{");
-                self.out.push_str(&entry.series.check);
+                self.out.push_str(self.series.get(index).check);
                 self.out.push_str(",reason=\"");
                 self.out.push_str(reason.as_str());
                 self.out.push_str("\"} ");
@@ -260,7 +312,7 @@ impl Writer {
         );
     }
 
-    fn write_exporter(&mut self, state: &State, entries: &[&Entry]) {
+    fn write_exporter(&mut self, state: &State, entries: &[Entry]) {
         self.descriptor(
             "readiness_exporter_build_info",
             "Version and git revision of the exporter, and the URL of its status page; always 1",
@@ -319,21 +371,21 @@ impl Writer {
 
     /// Writes each kind's measure families in the order of [`measure_families`], with the series
     /// of one family together and families without series left out.
-    fn write_measures(&mut self, entries: &[&Entry]) {
+    fn write_measures(&mut self, entries: &'a [Entry]) {
         let families = measure_families();
-        let mut series: Vec<Vec<(&Entry, &Measure, &str)>> = vec![Vec::new(); families.len()];
+        let mut series: Vec<Vec<(usize, &Measure, &str)>> = vec![Vec::new(); families.len()];
         // Checks of one kind report the same families, so the previous match is tried first.
         let mut previous = 0;
-        for entry in entries {
+        for (index, entry) in entries.iter().enumerate() {
             let (Some(last), Some(values)) = (&entry.last, &entry.run_values) else {
                 continue;
             };
             for (measure, value) in last.outcome.measures.iter().zip(values.measures()) {
-                let Some(index) = family_index(&families, measure.family, previous) else {
+                let Some(family) = family_index(&families, measure.family, previous) else {
                     continue;
                 };
-                previous = index;
-                series[index].push((entry, measure, value));
+                previous = family;
+                series[family].push((index, measure, value));
             }
         }
 
@@ -345,10 +397,10 @@ impl Writer {
             let unit = unit.as_ref().map(|unit| unit.as_str());
             self.descriptor(family.name, family.help, unit, "gauge");
             let name = full_name(family.name, unit);
-            for (entry, measure, value) in series {
+            for (index, measure, value) in series {
                 self.out.push_str(&name);
                 self.out.push('{');
-                self.out.push_str(&entry.series.check);
+                self.out.push_str(self.series.get(index).check);
                 for (label, label_value) in family.labels.iter().zip(&measure.label_values) {
                     self.out.push(',');
                     push_label(&mut self.out, label, label_value);
@@ -366,8 +418,8 @@ impl Writer {
         name: &str,
         help: &str,
         unit: Option<&str>,
-        entries: &[&Entry],
-        value: impl for<'e> Fn(usize, &'e Entry) -> Option<&'e str>,
+        entries: &'a [Entry],
+        value: impl Fn(usize, &'a Entry) -> Option<&'a str>,
     ) {
         self.descriptor(name, help, unit, "gauge");
         let mut series_start = full_name(name, unit);
@@ -377,7 +429,7 @@ impl Writer {
                 continue;
             };
             self.out.push_str(&series_start);
-            self.out.push_str(&entry.series.check);
+            self.out.push_str(self.series.get(i).check);
             self.out.push_str("} ");
             self.out.push_str(value);
         }
@@ -601,5 +653,29 @@ mod tests {
         let written = encode_state(&state);
         assert!(written.contains("title=\"New title\""));
         assert!(!written.contains("Old title"));
+    }
+
+    #[test]
+    fn reload_reorder_keeps_labels() {
+        let state = varied_state();
+        let mut defs: Vec<Arc<CheckDef>> = Vec::new();
+        state.for_each(|entry| defs.push(entry.def.clone()));
+        // Reversed, without the first check, and with a new one at the front.
+        let mut reordered = vec![def("added", "Added later", false, None)];
+        reordered.extend(defs.iter().skip(1).rev().cloned());
+        state.set_checks(&reordered);
+
+        let written = encode_state(&state);
+        let reference = crate::metrics::encode(&crate::metrics::registry(state.clone()));
+        assert_eq!(written, reference);
+        assert!(!written.contains(r#"check="passing""#));
+        let info = written
+            .lines()
+            .find(|line| line.starts_with(r#"readiness_check_info{check="failing""#))
+            .expect("info series of the kept check");
+        assert!(
+            info.contains(r#"runbook_url="https://runbooks.example.com/b?x=\"y\"""#),
+            "{info}"
+        );
     }
 }
