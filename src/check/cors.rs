@@ -7,6 +7,7 @@
 //! not echo the origin back. A response that names one origin but lacks `Vary: Origin` is a
 //! warning in the message and a metric, or a failure with `require_vary: true`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -91,7 +92,7 @@ pub struct CorsCheck {
     allow_wildcard: bool,
     preflight: bool,
     require_vary: bool,
-    expect_status: Vec<u16>,
+    expect_status: Cow<'static, [u16]>,
 }
 
 /// What the check expects of the responses to one origin.

@@ -1,5 +1,6 @@
 //! The `http` check kind: one request, with conditions on the status, headers, body and latency.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -72,7 +73,7 @@ pub struct HttpCheck {
     url: Url,
     headers: Vec<(HeaderName, HeaderSource)>,
     body: Option<String>,
-    expect_status: Vec<u16>,
+    expect_status: Cow<'static, [u16]>,
     expect_headers: Vec<(HeaderName, Regex)>,
     body_matches: Vec<Regex>,
     body_not_matches: Vec<Regex>,
@@ -231,14 +232,29 @@ pub(crate) fn build_headers(
     headers
 }
 
+/// Every 2xx status, the expected statuses of a check that does not list them. Checks share this
+/// list instead of holding 200 bytes each.
+static SUCCESS_CODES: [u16; 100] = {
+    let mut codes = [0; 100];
+    let mut index = 0;
+    while index < codes.len() {
+        codes[index] = 200 + index as u16;
+        index += 1;
+    }
+    codes
+};
+
 /// Validates an `expect_status` list; without one, every 2xx status is expected.
 pub(crate) fn build_expect_status(
     ctx: &mut BuildContext<'_>,
     field: &str,
     spec: Option<Vec<u16>>,
-) -> Vec<u16> {
-    let expect_status = spec.unwrap_or_else(|| (200..300).collect());
-    for code in &expect_status {
+) -> Cow<'static, [u16]> {
+    let expect_status: Cow<'static, [u16]> = match spec {
+        Some(codes) => Cow::Owned(codes),
+        None => Cow::Borrowed(&SUCCESS_CODES),
+    };
+    for code in expect_status.iter() {
         if !(100..=599).contains(code) {
             ctx.problem(
                 field,
