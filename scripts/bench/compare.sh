@@ -9,9 +9,9 @@
 #
 # `python3 scripts/bench/compare.py --help` lists every option. Needs nginx with its stream
 # module, blackbox_exporter, wrk and openssl (scripts/install-testbed.sh installs them). Builds
-# the exporter and the bench client in release mode and runs copies of both, because other
-# builds may replace the binaries in the target directory during a run. Every process it starts
-# is stopped on exit.
+# the exporter in release mode and the bench client, the floor, with the `floor` profile
+# (opt-level 3). It runs copies of both, because other builds may replace the binaries in the
+# target directory during a run. Every process it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,11 +22,12 @@ for command in prometheus-blackbox-exporter wrk openssl; do
   }
 done
 
-cargo build --release --quiet --bin readiness-exporter --example bench_client
+cargo build --release --quiet --bin readiness-exporter
+cargo build --profile floor --quiet --example bench_client
 target_dir=${CARGO_TARGET_DIR:-target}
 binaries=$(mktemp -d)
 trap 'rm -rf "$binaries"' EXIT
-cp "$target_dir/release/readiness-exporter" "$target_dir/release/examples/bench_client" "$binaries/"
+cp "$target_dir/release/readiness-exporter" "$target_dir/floor/examples/bench_client" "$binaries/"
 
 python3 scripts/bench/compare.py "$@" \
   --exporter "$binaries/readiness-exporter" --bench-client "$binaries/bench_client"
