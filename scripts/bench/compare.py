@@ -186,6 +186,10 @@ class Target:
         # A plain HTTP listener that serves files from `static/`, the floor for a scrape.
         self.static_port = free_port()
         (self.dir / "static").mkdir()
+        # Started as root, nginx runs its worker as `nobody`, which must be able to reach the
+        # file it serves; a temporary directory is private to its owner.
+        for directory in (self.work, self.dir, self.dir / "static"):
+            directory.chmod(0o755)
         self.process = processes.start("nginx", [nginx_binary(), "-c", str(self.write_config())])
         for name in ("http", "https-ecdsa", "https-rsa"):
             self.wait_listening(self.ports[name])
@@ -502,6 +506,9 @@ def run_wrk(args, url: str) -> str:
     wrk = subprocess.run(
         [args.wrk, "-t1", "-c1", f"-d{args.wrk_seconds}s", "--latency", url],
         capture_output=True, text=True, check=True)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk.stdout)
+    if errors:
+        raise RuntimeError(f"{url} answered {errors.group(1)} of wrk's requests with an error status")
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", wrk.stdout, re.M))
     requests = re.search(r"^\s*(\d+) requests in", wrk.stdout, re.M)
     return (f"{latency.get('50')} / {latency.get('99')} "
@@ -582,7 +589,9 @@ def scale(args, target: Target, processes: Processes) -> str:
         # The floor for the same scrape: nginx sends the same bytes from a file while the
         # exporter goes on running its checks, so both compete for the same cores.
         body = http_get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-        (target.dir / "static" / "metrics").write_bytes(body)
+        static_file = target.dir / "static" / "metrics"
+        static_file.write_bytes(body)
+        static_file.chmod(0o644)
         lines_start = line_count(target.log("http"))
         wrk = run_wrk(args, f"http://127.0.0.1:{target.static_port}/metrics")
         runs = line_count(target.log("http")) - lines_start
@@ -590,7 +599,7 @@ def scale(args, target: Target, processes: Processes) -> str:
                     f"p50 / p99 with wrk, checks at full load ({runs / args.wrk_seconds:,.0f} "
                     f"checks/s) | {wrk} | {load_average()} |")
         processes.stop(process)
-        print("\n".join(rows[-9:]), file=sys.stderr, flush=True)
+        print("\n".join(rows[-8:]), file=sys.stderr, flush=True)
     return "\n".join(rows)
 
 
