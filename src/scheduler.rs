@@ -225,6 +225,7 @@ async fn run_loop(
     // Slot k (k >= 1) starts k intervals after `origin`; slot 0 is the first run at `start`.
     let origin = start + phase(&def.id, def.interval);
     let mut slot: u64 = 0;
+    let mut missed_runs = MissedRuns::default();
     loop {
         let at = if slot == 0 {
             start
@@ -252,15 +253,45 @@ async fn run_loop(
         log_result(&def, &result, state.record(&def, result.clone()));
         let elapsed = Instant::now().saturating_duration_since(origin).as_nanos() as u64;
         let next = elapsed / interval_nanos + 1;
-        let missed = next.saturating_sub(slot + 1);
-        if missed > 0 {
+        if let Some(missed) = missed_runs.record(next.saturating_sub(slot + 1), Instant::now()) {
             warn!(
                 check = %def.id,
                 missed,
-                "Check missed scheduled runs: it waited for a free slot of max_concurrent_checks, or ran longer than its interval; raise global.max_concurrent_checks or lengthen the interval"
+                "Check missed scheduled runs: it waited for a free slot of max_concurrent_checks, or ran longer than its interval; raise global.max_concurrent_checks or lengthen the interval. Further misses of this check are logged at most every 5 minutes"
             );
         }
         slot = next;
+    }
+}
+
+/// How often a check that keeps missing runs logs it. An exporter with more checks than its
+/// concurrency limit can serve misses runs of most of them on every interval, and a warning per
+/// run would flood the log.
+const MISSED_RUNS_LOG_INTERVAL: Duration = Duration::from_secs(300);
+
+/// One check's missed runs that were not logged yet, and when they were last logged.
+#[derive(Debug, Default)]
+struct MissedRuns {
+    unlogged: u64,
+    last_logged: Option<Instant>,
+}
+
+impl MissedRuns {
+    /// Adds `missed` runs and returns the number to log now: every run missed since the last
+    /// warning, on the first miss and then at most once per [`MISSED_RUNS_LOG_INTERVAL`].
+    fn record(&mut self, missed: u64, now: Instant) -> Option<u64> {
+        self.unlogged += missed;
+        if self.unlogged == 0 {
+            return None;
+        }
+        let due = self
+            .last_logged
+            .is_none_or(|last| now.saturating_duration_since(last) >= MISSED_RUNS_LOG_INTERVAL);
+        if !due {
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
     }
 }
 
@@ -421,6 +452,21 @@ mod tests {
             definition: serde_json::json!({ "id": id, "interval": interval, "timeout": timeout })
                 .into(),
         })
+    }
+
+    #[test]
+    fn missed_runs_logged_once_per_period() {
+        let start = Instant::now();
+        let mut missed = MissedRuns::default();
+
+        assert_eq!(missed.record(0, start), None);
+        assert_eq!(missed.record(2, start), Some(2));
+        assert_eq!(missed.record(1, start + Duration::from_secs(1)), None);
+        assert_eq!(missed.record(0, start + Duration::from_secs(2)), None);
+        assert_eq!(missed.record(3, start + Duration::from_secs(299)), None);
+        // The warning after the period counts every run missed since the last one.
+        assert_eq!(missed.record(0, start + MISSED_RUNS_LOG_INTERVAL), Some(4));
+        assert_eq!(missed.record(0, start + 2 * MISSED_RUNS_LOG_INTERVAL), None);
     }
 
     fn config(checks: Vec<Arc<CheckDef>>, max_concurrent_checks: usize) -> Config {
