@@ -2,7 +2,7 @@
 # Benchmarks readiness-exporter next to blackbox_exporter and a bare client on the same nginx
 # targets on 127.0.0.1, and prints the result tables in Markdown.
 #
-#   bash scripts/bench/compare.sh                  # side by side: about 13 minutes
+#   bash scripts/bench/compare.sh                  # side by side: about 15 minutes
 #   bash scripts/bench/compare.sh scale            # 1,000 and 10,000 checks: about 5 minutes
 #   bash scripts/bench/compare.sh all              # both tables, one after the other
 #   bash scripts/bench/compare.sh side-by-side --scenarios http tls-ecdsa --repetitions 5
