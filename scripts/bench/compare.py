@@ -186,8 +186,8 @@ class Target:
         # A plain HTTP listener that serves files from `static/`, the floor for a scrape.
         self.static_port = free_port()
         (self.dir / "static").mkdir()
-        # Started as root, nginx runs its worker as `nobody`, which must be able to reach the
-        # file it serves; a temporary directory is private to its owner.
+        # Started as root, nginx runs its worker as `nobody`. A temporary directory is private to
+        # its owner, so the worker could not reach the file it serves without these modes.
         for directory in (self.work, self.dir, self.dir / "static"):
             directory.chmod(0o755)
         self.process = processes.start("nginx", [nginx_binary(), "-c", str(self.write_config())])
@@ -508,7 +508,7 @@ def run_wrk(args, url: str) -> str:
         capture_output=True, text=True, check=True)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk.stdout)
     if errors:
-        raise RuntimeError(f"{url} answered {errors.group(1)} of wrk's requests with an error status")
+        raise RuntimeError(f"{url} returned an error status for {errors.group(1)} of wrk's requests")
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", wrk.stdout, re.M))
     requests = re.search(r"^\s*(\d+) requests in", wrk.stdout, re.M)
     return (f"{latency.get('50')} / {latency.get('99')} "
