@@ -608,26 +608,34 @@ def scale(args, target: Target, processes: Processes) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=["side-by-side", "scale", "all"], nargs="?", default="side-by-side")
+    parser.add_argument("part", choices=["side-by-side", "scale", "all"], nargs="?", default="side-by-side",
+                        help="which table to measure: side-by-side (default), scale or both")
     parser.add_argument("--exporter", required=True, help="readiness-exporter binary")
     parser.add_argument("--bench-client", required=True, help="bench_client example binary")
-    parser.add_argument("--blackbox", default="prometheus-blackbox-exporter")
-    parser.add_argument("--wrk", default="wrk")
+    parser.add_argument("--blackbox", default="prometheus-blackbox-exporter",
+                        help="blackbox_exporter binary")
+    parser.add_argument("--wrk", default="wrk", help="wrk binary")
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     parser.add_argument("--subjects", nargs="+", default=list(SUBJECTS), choices=list(SUBJECTS))
-    parser.add_argument("--modes", nargs="+", default=["rate", "full"], choices=["rate", "full"])
+    parser.add_argument("--modes", nargs="+", default=["rate", "full"], choices=["rate", "full"],
+                        help="rate: the fixed rate of --rate (the 160/s rows); full: full load")
     parser.add_argument("--rate", type=float, default=160, help="checks per second of the fixed-rate mode")
     parser.add_argument("--interval", type=int, default=1,
                         help="the exporter's interval in seconds at the fixed rate; checks = rate × interval")
     parser.add_argument("--concurrency", type=int, default=8, help="checks in flight at most")
     parser.add_argument("--full-load-checks", type=int, default=10000,
                         help="checks the exporter runs at a one-second interval at full load")
-    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--repetitions", type=int, default=3,
+                        help="runs of each side-by-side cell; the table shows their medians")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each window")
     parser.add_argument("--window", type=float, default=6.0, help="seconds measured per run")
-    parser.add_argument("--scale-checks", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--scale-window", type=float, default=60.0)
-    parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--scale-checks", type=int, nargs="+", default=[1000, 10000],
+                        help="configured checks of each scale run")
+    parser.add_argument("--scale-window", type=float, default=60.0,
+                        help="seconds that the scale run measures after its first minute; "
+                             "the per-minute rows are scaled to one minute")
+    parser.add_argument("--wrk-seconds", type=int, default=10,
+                        help="seconds of each wrk run against /metrics")
     parser.add_argument("--json", type=Path, help="also write every run's figures to this file")
     args = parser.parse_args()
 
