@@ -326,7 +326,8 @@ the configuration's one `vault` or `kubernetes` block, so their cells run in one
 per fault, whose block points at that fault's server. Vault's login fails first there: a 401 or
 403 is a failed login, and every other fault keeps its transport reason. The exporter reads at
 most 4 MiB of a Vault response and 16 MiB of a Kubernetes response, so a server that floods it
-ends the check with `body_too_large`.
+ends the check with `body_too_large`. The cells of the kinds with a `server` block set its
+`max_body_bytes` to 1 MiB, so that a debug build reaches the limit well within the timeout.
 
 ## The faults
 
