@@ -299,7 +299,7 @@ fn release_free_heap() {
 
 /// Makes every thread allocate from glibc's main heap instead of one arena per thread.
 ///
-/// With its own arena the worker thread kept about 2.5 KiB of freed, fragmented memory per
+/// With its own arena the worker thread kept about 3 KiB of freed, fragmented memory per
 /// failing check resident: 1,000 checks that failed on a refused connection held 7.8 MiB of
 /// anonymous memory, against 4.6 MiB with one arena (docs/benchmarks.md). Only called with one
 /// worker thread, where the threads that allocate rarely contend for the heap's lock, and before
