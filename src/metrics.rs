@@ -21,6 +21,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::check::{measure_families, Measure, MeasureFamily, Status};
+use crate::config::CheckDef;
 use crate::state::{Entry, State};
 
 mod writer;
@@ -205,16 +206,7 @@ impl StateCollector {
                 MetricType::Gauge,
             )?;
             for entry in entries {
-                let def = &entry.def;
-                let labels = [
-                    ("check", def.id.as_str()),
-                    ("title", def.title.as_str()),
-                    ("section", def.section.as_str()),
-                    ("severity", def.severity.as_str()),
-                    ("kind", def.kind.name()),
-                    ("blocking", if def.blocking { "true" } else { "false" }),
-                    ("runbook_url", def.runbook_url.as_deref().unwrap_or("")),
-                ];
+                let labels = info_labels(&entry.def);
                 ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -420,4 +412,18 @@ fn unit_of(family: &MeasureFamily) -> Option<Unit> {
         "ratios" => Unit::Ratios,
         other => Unit::Other(other.to_string()),
     })
+}
+
+/// Returns the labels of a check's `readiness_check_info` series, in exposition order, with
+/// `check` first.
+fn info_labels(def: &CheckDef) -> [(&'static str, &str); 7] {
+    [
+        ("check", def.id.as_str()),
+        ("title", def.title.as_str()),
+        ("section", def.section.as_str()),
+        ("severity", def.severity.as_str()),
+        ("kind", def.kind.name()),
+        ("blocking", if def.blocking { "true" } else { "false" }),
+        ("runbook_url", def.runbook_url.as_deref().unwrap_or("")),
+    ]
 }

@@ -15,7 +15,7 @@
 
 use std::time::SystemTime;
 
-use super::{seconds, unit_of, REVISION, VERSION};
+use super::{info_labels, seconds, unit_of, REVISION, VERSION};
 use crate::check::{measure_families, Measure, MeasureFamily, Status};
 use crate::config::CheckDef;
 use crate::state::{CheckResult, Entry, State};
@@ -55,17 +55,10 @@ impl SeriesTable {
         };
         for def in defs {
             let text = &mut table.text;
-            push_label(text, "check", &def.id);
+            let [(check, id), others @ ..] = info_labels(def);
+            push_label(text, check, id);
             let check_end = text.len();
-            let pairs = [
-                ("title", def.title.as_str()),
-                ("section", def.section.as_str()),
-                ("severity", def.severity.as_str()),
-                ("kind", def.kind.name()),
-                ("blocking", if def.blocking { "true" } else { "false" }),
-                ("runbook_url", def.runbook_url.as_deref().unwrap_or("")),
-            ];
-            for (name, value) in pairs {
+            for (name, value) in others {
                 text.push(',');
                 push_label(text, name, value);
             }
